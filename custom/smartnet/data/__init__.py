@@ -1,0 +1,26 @@
+"""Data tools: datalists, dataset validation, synthetic demo volumes and the slice dataset."""
+
+from .datalist import SPLITS, DatalistError, build_datalist, case_id_of, find_images, load_datalist, write_datalist
+from .demo import HEMORRHAGE_KINDS, SyntheticHeadCT, make_volume
+from .demo_dataset import write_demo_dataset
+from .slice_dataset import SliceDataset
+from .validation import check_datalist_or_exit, check_image, validate_datalist, validate_entries
+
+__all__ = [
+    "SPLITS",
+    "DatalistError",
+    "build_datalist",
+    "case_id_of",
+    "find_images",
+    "load_datalist",
+    "write_datalist",
+    "HEMORRHAGE_KINDS",
+    "SyntheticHeadCT",
+    "make_volume",
+    "write_demo_dataset",
+    "SliceDataset",
+    "check_datalist_or_exit",
+    "check_image",
+    "validate_datalist",
+    "validate_entries",
+]

@@ -1,0 +1,60 @@
+"""Write a demo dataset folder: ``<root>/{train,valid,test}/<case>_{img,mask}.nii.gz`` plus ``datalist.json``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from .datalist import write_datalist
+from .demo import make_volume
+
+__all__ = ["write_demo_dataset"]
+
+
+def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """Write a NIfTI atomically (temporary name, then rename)."""
+    img = nib.Nifti1Image(array, affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    tmp = path.with_name(".tmp_" + path.name)
+    nib.save(img, tmp)
+    os.replace(tmp, path)
+
+
+def write_demo_dataset(
+    root: str | os.PathLike,
+    n_train: int = 16,
+    n_valid: int = 6,
+    n_test: int = 6,
+    size: int = 512,
+    depth: int | None = None,
+    seed: int = 0,
+    hemorrhage_fraction: float = 0.5,
+    verbose: bool = True,
+) -> Path:
+    """Generate synthetic head CT volumes (see ``smartnet.data.demo``) and their datalist; returns the datalist path.
+
+    Half of each split (rounded up) has haemorrhage by default. Case names are ``case0001_hemo`` /
+    ``case0002_normal``. The same arguments always write the same files.
+    """
+    root = Path(root).expanduser()
+    rng = np.random.default_rng(seed)
+    index = 0
+    for split, count in (("train", n_train), ("valid", n_valid), ("test", n_test)):
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        n_hemo = int(np.ceil(count * hemorrhage_fraction))
+        for i in range(count):
+            index += 1
+            hemo = i < n_hemo
+            vol = make_volume(rng, hemo, size=size, depth=depth)
+            case = f"case{index:04d}_{'hemo' if hemo else 'normal'}"
+            _save(vol.image, vol.affine, folder / f"{case}_img.nii.gz")
+            _save(vol.mask, vol.affine, folder / f"{case}_mask.nii.gz")
+            if verbose:
+                kinds = ", ".join(vol.kinds) or "no haemorrhage"
+                print(f"  {split}/{case}: {vol.image.shape}, {int(vol.mask.sum())} lesion voxels ({kinds})", flush=True)
+    return write_datalist(root)

@@ -1,0 +1,125 @@
+"""Dataset validation: every problem of a datalist at once, each naming its file, before any training starts.
+
+Checks per entry: the files exist and load; the image is 3D, finite and plausibly in HU (air near -1000, not
+unsigned 0..4095 raw values, not an already windowed 0..1 image); the mask is binary and has the image's shape and
+affine.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .datalist import DatalistError, load_datalist
+
+__all__ = ["check_image", "validate_entries", "validate_datalist", "check_datalist_or_exit"]
+
+AFFINE_TOLERANCE_MM = 1e-3
+
+
+def _load(path: str):
+    """Load with MONAI's reader (NIfTI via nibabel, DICOM folders via ITK); returns (array, affine)."""
+    from monai.transforms import LoadImage
+
+    img = LoadImage(image_only=True)(path)
+    return np.asarray(img), np.asarray(img.affine)
+
+
+def check_image(array: np.ndarray, name: str) -> list[str]:
+    """Problems of an image array that should hold a 3D head CT in HU (an empty list when it looks right)."""
+    problems = []
+    if array.ndim != 3:
+        problems.append(f"{name}: expected a 3D image, got shape {tuple(array.shape)}")
+        return problems
+    if not np.isfinite(array).all():
+        problems.append(f"{name}: {int((~np.isfinite(array)).sum())} NaN/Inf voxels")
+        return problems
+    lo, hi = float(np.min(array)), float(np.max(array))
+    if hi <= 1.0 and lo >= -1.0:
+        problems.append(f"{name}: values in [{lo:.3g}, {hi:.3g}] look already windowed or normalised, not HU")
+    elif lo >= 0 and hi > 1000:
+        problems.append(
+            f"{name}: values in [{lo:.0f}, {hi:.0f}] look like unsigned raw scanner values without the rescale "
+            "slope/intercept (air should be near -1000 HU)"
+        )
+    elif lo > -500:
+        problems.append(f"{name}: minimum {lo:.0f} HU; a head CT has air near -1000 HU, so this is not HU")
+    return problems
+
+
+def validate_entries(entries: Iterable[dict], require_label: bool = True) -> list[str]:
+    """All problems of datalist entries (``image``, optional ``label``) as ``"<path>: <problem>"`` strings."""
+    problems: list[str] = []
+    for entry in entries:
+        image_path = entry.get("image")
+        if not image_path:
+            problems.append(f"{entry}: entry has no 'image'")
+            continue
+        label_path = entry.get("label")
+        if require_label and not label_path:
+            problems.append(f"{image_path}: no 'label' (mask) given")
+        image = label = None
+        for path, role in ((image_path, "image"), (label_path, "label")):
+            if not path:
+                continue
+            if not os.path.exists(path):
+                problems.append(f"{path}: {role} file does not exist")
+                continue
+            try:
+                loaded = _load(path)
+            except Exception as err:  # noqa: BLE001 - any reader failure is a problem of this file
+                problems.append(f"{path}: cannot be read as an image ({type(err).__name__}: {str(err)[:200]})")
+                continue
+            if role == "image":
+                image = loaded
+                problems += check_image(loaded[0], path)
+            else:
+                label = loaded
+        if label is not None:
+            values = np.unique(label[0])
+            if not np.isin(values, (0, 1)).all():
+                shown = ", ".join(f"{v:g}" for v in values[:6])
+                problems.append(f"{label_path}: mask is not binary (values {shown}{' ...' if len(values) > 6 else ''})")
+            if image is not None:
+                if image[0].shape != label[0].shape:
+                    problems.append(
+                        f"{label_path}: mask shape {tuple(label[0].shape)} differs from image shape "
+                        f"{tuple(image[0].shape)} ({image_path})"
+                    )
+                elif not np.allclose(image[1], label[1], atol=AFFINE_TOLERANCE_MM):
+                    problems.append(f"{label_path}: mask affine differs from the image affine ({image_path})")
+    return problems
+
+
+def validate_datalist(datalist: str | os.PathLike, keys: tuple[str, ...] = ("training", "validation")) -> list[str]:
+    """Problems of the given splits of a datalist JSON; masks are required in each of them."""
+    problems: list[str] = []
+    for key in keys:
+        try:
+            entries = load_datalist(datalist, key)
+        except DatalistError as err:
+            problems.append(str(err))
+            continue
+        if not entries:
+            problems.append(f"{datalist}: the {key!r} list is empty")
+        problems += validate_entries(entries, require_label=key != "test")
+    return problems
+
+
+def check_datalist_or_exit(datalist: str | os.PathLike, keys: Iterable[str] = ("training", "validation")) -> bool:
+    """Validate before training; on problems print them all and exit with status 2 (no traceback).
+
+    Used in the bundles' ``initialize`` list. Returns True when the data is fine.
+    """
+    problems = validate_datalist(Path(datalist).expanduser(), tuple(keys))
+    if problems:
+        print(f"Dataset check failed: {len(problems)} problem(s) in {datalist}", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("Fix the files (or run `smartnet validate <datalist>` to re-check) and start again.", file=sys.stderr)
+        raise SystemExit(2)
+    return True

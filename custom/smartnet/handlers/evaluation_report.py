@@ -1,0 +1,161 @@
+"""Ignite handler that turns per-slice evaluation outputs into slice-, case- and volume-level results on disk.
+
+Written at the end of each evaluation run into ``output_dir``:
+
+* ``metrics.json``: the engine's metrics (slice AUROC, F1, ...), plus volume-level AUROC / sensitivity /
+  specificity from the per-volume score (the max, or mean, of the slice probabilities), Dice per case and counts;
+* ``per_case.csv``: one row per volume (case_id, slices, positive slices, volume label, volume score, Dice);
+* ``slice_predictions.csv``: one row per slice (case_id, slice_index, label, probability).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.metrics import compute_roc_auc
+from monai.utils import min_version, optional_import
+
+Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
+Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
+
+__all__ = ["SliceEvaluationReport", "binary_scores"]
+
+
+def binary_scores(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """AUROC (MONAI), sensitivity, specificity, accuracy and F1 of binary ``labels`` given ``scores`` in [0, 1]."""
+    labels = labels.astype(bool)
+    decided = scores >= threshold
+    tp, tn = int((decided & labels).sum()), int((~decided & ~labels).sum())
+    fp, fn = int((decided & ~labels).sum()), int((~decided & labels).sum())
+    out = {
+        "auroc": float("nan"),
+        "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
+        "specificity": tn / (tn + fp) if tn + fp else float("nan"),
+        "accuracy": (tp + tn) / max(1, len(labels)),
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan"),
+    }
+    if labels.any() and (~labels).any():
+        out["auroc"] = float(compute_roc_auc(torch.as_tensor(scores), torch.as_tensor(labels.astype(np.float32))))
+    return out
+
+
+def _value(x: Any) -> float:
+    return float(torch.as_tensor(x).float().flatten()[0])
+
+
+class SliceEvaluationReport:
+    """Collect ``case_id``, ``slice_index``, ``cls_prob``, ``cls_label``, ``seg`` and ``label`` of every slice.
+
+    Args:
+        output_dir: folder for ``metrics.json``, ``per_case.csv`` and ``slice_predictions.csv`` (created).
+        threshold: decision threshold on probabilities.
+        aggregation: "max" (default) or "mean" of the slice probabilities as the volume score.
+        prefix: file-name prefix (e.g. "test_").
+    """
+
+    def __init__(self, output_dir: str, threshold: float = 0.5, aggregation: str = "max", prefix: str = "") -> None:
+        if aggregation not in ("max", "mean"):
+            raise ValueError(f"aggregation must be 'max' or 'mean', got {aggregation!r}")
+        self.output_dir = Path(output_dir)
+        self.threshold = threshold
+        self.aggregation = aggregation
+        self.prefix = prefix
+        self.logger = logging.getLogger(self.__class__.__name__)
+        self.results: dict[str, Any] = {}
+        self._reset(None)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
+
+    def _reset(self, engine: Engine | None) -> None:
+        self.slices: list[dict[str, Any]] = []
+        self.overlap: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # intersection, pred, truth
+
+    def _collect(self, engine: Engine) -> None:
+        batch, output = engine.state.batch, engine.state.output
+        for b, o in zip(batch, output):
+            case = str(b.get("case_id", o.get("case_id", "?")))
+            row = {"case_id": case, "slice_index": int(_value(b.get("slice_index", -1)))}
+            if "cls_prob" in o:
+                row["probability"] = _value(o["cls_prob"])
+            if "label" in o or "label" in b:
+                label = torch.as_tensor(o.get("label", b.get("label")))
+                row["label"] = int(label.max() > 0)
+                if "seg" in o:
+                    seg = torch.as_tensor(o["seg"]) > 0
+                    truth = label > 0
+                    acc = self.overlap[case]
+                    acc[0] += float((seg & truth).sum())
+                    acc[1] += float(seg.sum())
+                    acc[2] += float(truth.sum())
+            self.slices.append(row)
+
+    def _write(self, engine: Engine) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        cases: dict[str, list[dict]] = defaultdict(list)
+        for row in self.slices:
+            cases[row["case_id"]].append(row)
+        per_case = []
+        for case, rows in cases.items():
+            rows.sort(key=lambda r: r["slice_index"])
+            entry: dict[str, Any] = {"case_id": case, "slices": len(rows)}
+            if "label" in rows[0]:
+                entry["positive_slices"] = sum(r["label"] for r in rows)
+                entry["volume_label"] = int(entry["positive_slices"] > 0)
+            if "probability" in rows[0]:
+                probs = np.array([r["probability"] for r in rows])
+                entry["volume_score"] = float(probs.max() if self.aggregation == "max" else probs.mean())
+            if case in self.overlap:
+                inter, pred, truth = self.overlap[case]
+                entry["dice"] = 2 * inter / (pred + truth) if truth > 0 else float("nan")
+                entry["predicted_lesion_pixels"] = int(pred)
+            per_case.append(entry)
+
+        metrics = {k: float(v) for k, v in engine.state.metrics.items() if isinstance(v, (int, float))}
+        summary: dict[str, Any] = {"slices": len(self.slices), "volumes": len(per_case), "threshold": self.threshold}
+        labelled = [c for c in per_case if "volume_label" in c]
+        if labelled and "volume_score" in labelled[0]:
+            scores = np.array([c["volume_score"] for c in labelled])
+            labels = np.array([c["volume_label"] for c in labelled])
+            vol = binary_scores(scores, labels, self.threshold)
+            metrics.update({f"volume_{k}": v for k, v in vol.items()})
+            metrics["volume_aggregation"] = self.aggregation  # type: ignore[assignment]
+        dices = [c["dice"] for c in per_case if "dice" in c and not np.isnan(c["dice"])]
+        if dices:
+            metrics["case_dice_mean"] = float(np.mean(dices))
+        self.results = {"metrics": metrics, "summary": summary}
+
+        _atomic_write(self.output_dir / f"{self.prefix}metrics.json", json.dumps(self.results, indent=4) + "\n")
+        _write_csv(self.output_dir / f"{self.prefix}per_case.csv", per_case)
+        _write_csv(self.output_dir / f"{self.prefix}slice_predictions.csv", self.slices)
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        self.logger.info(f"evaluation of {len(per_case)} volumes / {len(self.slices)} slices: {shown}")
+        self.logger.info(f"results written to {self.output_dir}")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(".tmp_" + path.name)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    tmp = path.with_name(".tmp_" + path.name)
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

@@ -1,0 +1,82 @@
+"""Ignite handler that writes per-slice ICH probabilities of inferred volumes to CSV and JSON.
+
+It reads ``pred_cls`` from each output: the slice-probability channel already brought back to the input's geometry
+(``Invertd``), constant over each axial plane. The axial axis is the one whose affine column points most along
+superior-inferior, so slice indices are those of the input file as stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.utils import min_version, optional_import
+
+from .evaluation_report import _atomic_write, _write_csv
+
+Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
+Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
+
+__all__ = ["SliceProbabilityWriter", "axial_axis"]
+
+
+def axial_axis(affine: np.ndarray) -> int:
+    """Index (0..2) of the array axis that runs superior-inferior, from a 4x4 voxel-to-world affine."""
+    directions = np.abs(np.asarray(affine, dtype=float)[:3, :3])
+    directions = directions / (np.linalg.norm(directions, axis=0, keepdims=True) + 1e-12)
+    return int(np.argmax(directions[2]))
+
+
+class SliceProbabilityWriter:
+    """Write ``slice_probabilities.csv`` (case_id, slice_index, probability, decision) and ``volume_scores.json``.
+
+    Args:
+        output_dir: destination folder (created).
+        threshold: decision threshold on the slice probability; the volume score is the maximum over slices.
+    """
+
+    def __init__(self, output_dir: str, threshold: float = 0.5) -> None:
+        self.output_dir = Path(output_dir)
+        self.threshold = threshold
+        self.logger = logging.getLogger(self.__class__.__name__)
+        self.rows: list[dict[str, Any]] = []
+        self.volumes: list[dict[str, Any]] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
+
+    def _reset(self, engine: Engine) -> None:
+        self.rows, self.volumes = [], []
+
+    def _collect(self, engine: Engine) -> None:
+        for b, o in zip(engine.state.batch, engine.state.output):
+            prob_map = o["pred_cls"]
+            affine = prob_map.affine if hasattr(prob_map, "affine") else np.eye(4)
+            axis = axial_axis(np.asarray(affine))
+            volume = torch.as_tensor(prob_map)[0]  # (X, Y, Z) in the input's array order
+            other = tuple(a for a in range(3) if a != axis)
+            probs = volume.float().amax(dim=other).cpu().numpy()
+            case = str(b.get("case_id", "?"))
+            for z, p in enumerate(probs):
+                self.rows.append(
+                    {"case_id": case, "slice_index": z, "probability": round(float(p), 6), "decision": int(p >= self.threshold)}
+                )
+            score = float(probs.max()) if len(probs) else float("nan")
+            entry = {"case_id": case, "slices": len(probs), "volume_score": score, "decision": int(score >= self.threshold)}
+            if "lesion_ml" in o:
+                entry["lesion_ml"] = float(o["lesion_ml"])
+            self.volumes.append(entry)
+            self.logger.info(f"{case}: max slice probability {score:.3f} over {len(probs)} slices")
+
+    def _write(self, engine: Engine) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        _write_csv(self.output_dir / "slice_probabilities.csv", self.rows)
+        body = {"threshold": self.threshold, "volumes": self.volumes}
+        _atomic_write(self.output_dir / "volume_scores.json", json.dumps(body, indent=4) + "\n")
+        self.logger.info(f"wrote slice probabilities of {len(self.volumes)} volume(s) to {self.output_dir}")

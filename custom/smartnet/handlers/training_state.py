@@ -1,0 +1,39 @@
+"""Checkpoint handlers that include the engine they are attached to (for exact resume).
+
+A bundle config cannot put ``@train#trainer`` into the ``save_dict`` / ``load_dict`` of a handler that the trainer
+itself lists (a circular reference). These subclasses of MONAI's handlers add the engine under ``engine_key`` when
+attached, so the trainer's epoch and iteration are saved and restored with the model, optimiser and scheduler.
+"""
+
+from __future__ import annotations
+
+from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.utils import min_version, optional_import
+
+Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
+
+__all__ = ["TrainingStateSaver", "TrainingStateLoader"]
+
+
+class TrainingStateSaver(CheckpointSaver):
+    """``monai.handlers.CheckpointSaver`` whose ``save_dict`` also holds the attached engine (``engine_key``)."""
+
+    def __init__(self, save_dir: str, save_dict: dict, engine_key: str = "trainer", **kwargs) -> None:
+        self._engine_key = engine_key
+        super().__init__(save_dir=save_dir, save_dict=dict(save_dict), **kwargs)
+
+    def attach(self, engine: Engine) -> None:
+        self.save_dict[self._engine_key] = engine
+        super().attach(engine)
+
+
+class TrainingStateLoader(CheckpointLoader):
+    """``monai.handlers.CheckpointLoader`` whose ``load_dict`` also restores the attached engine (``engine_key``)."""
+
+    def __init__(self, load_path: str, load_dict: dict, engine_key: str = "trainer", **kwargs) -> None:
+        self._engine_key = engine_key
+        super().__init__(load_path=load_path, load_dict=dict(load_dict), **kwargs)
+
+    def attach(self, engine: Engine) -> None:
+        self.load_dict[self._engine_key] = engine
+        super().attach(engine)

@@ -1,0 +1,28 @@
+"""Task heads: slice classification (logit), segmentation (logits) and reconstruction (linear image)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ClassificationHead", "ConvHead"]
+
+
+class ClassificationHead(nn.Module):
+    """Global average pool -> dropout -> linear; ``(B, C, h, w) -> (B, 1)`` ICH logit of the slice."""
+
+    def __init__(self, in_channels: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
+
+
+class ConvHead(nn.Conv2d):
+    """3x3 convolution 16 -> out_channels with bias and no activation (lesion logits or reconstructed image)."""
+
+    def __init__(self, in_channels: int = 16, out_channels: int = 1) -> None:
+        super().__init__(in_channels, out_channels, 3, padding=1)

@@ -1,0 +1,18 @@
+"""MONAI-style transforms for head CT: HU windows, CLAHE, empty-slice crop, slice sampling, per-slice scores."""
+
+from .intensity import CLAHE, WINDOW_PRESETS, CLAHEd, HUWindow, HUWindowd
+from .heads import SplitHeadsd
+from .slices import CropEmptySlicesd, RandSliceSamplerd, SliceMinMaxd, SliceScored
+
+__all__ = [
+    "CLAHE",
+    "CLAHEd",
+    "HUWindow",
+    "HUWindowd",
+    "WINDOW_PRESETS",
+    "CropEmptySlicesd",
+    "RandSliceSamplerd",
+    "SliceScored",
+    "SliceMinMaxd",
+    "SplitHeadsd",
+]
