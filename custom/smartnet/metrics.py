@@ -31,10 +31,10 @@ def _mae() -> MeanAbsoluteError:
 def slice_key_metric(tasks: Sequence[str]) -> dict:
     """The model-selection metric: slice AUROC with a CLS head, else Dice with a SEG head, else reconstruction MAE."""
     if "cls" in tasks:
-        return {"val_slice_auroc": _auroc()}
+        return {"slice_auroc": _auroc()}
     if "seg" in tasks:
-        return {"val_dice": _dice()}
-    return {"val_rec_mae": _mae()}
+        return {"dice": _dice()}
+    return {"rec_mae": _mae()}
 
 
 def key_metric_is_loss_like(tasks: Sequence[str]) -> bool:
@@ -47,11 +47,11 @@ def slice_additional_metrics(tasks: Sequence[str]) -> dict:
     metrics: dict = {}
     if "cls" in tasks:
         for name, monai_name in CONFUSION_METRICS.items():
-            metrics[f"val_slice_{name}"] = ConfusionMatrix(
+            metrics[f"slice_{name}"] = ConfusionMatrix(
                 include_background=True, metric_name=monai_name, output_transform=from_engine(["cls_pred", "cls_label"])
             )
         if "seg" in tasks:
-            metrics["val_dice"] = _dice()
+            metrics["dice"] = _dice()
     if "rec" in tasks and ("cls" in tasks or "seg" in tasks):
-        metrics["val_rec_mae"] = _mae()
+        metrics["rec_mae"] = _mae()
     return metrics

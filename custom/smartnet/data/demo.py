@@ -14,6 +14,7 @@ layout of scanner-exported NIfTI). Tests use small sizes. The same seed always g
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -53,6 +54,7 @@ def make_volume(
     depth: int | None = None,
     spacing_xy: float | None = None,
     slice_thickness: float = 5.0,
+    kinds: Sequence[str] = HEMORRHAGE_KINDS,
 ) -> SyntheticHeadCT:
     """Build one synthetic head CT.
 
@@ -63,7 +65,11 @@ def make_volume(
         depth: number of slices; random in 28-40 when None.
         spacing_xy: in-plane pixel size in mm; chosen so the field of view is ~230 mm when None.
         slice_thickness: slice spacing in mm.
+        kinds: haemorrhage kinds to draw from (default all of ``HEMORRHAGE_KINDS``).
     """
+    unknown = set(kinds) - set(HEMORRHAGE_KINDS)
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be a non-empty subset of {HEMORRHAGE_KINDS}, got {list(kinds)}")
     depth = int(rng.integers(28, 41)) if depth is None else depth
     spacing_xy = (230.0 / size) * float(rng.uniform(0.95, 1.05)) if spacing_xy is None else spacing_xy
     shape = (size, size, depth)
@@ -97,17 +103,17 @@ def make_volume(
     image[ventricles] = 5.0
 
     mask = np.zeros(shape, bool)
-    kinds: list[str] = []
+    drawn: list[str] = []
     if hemorrhage:
         for _ in range(int(rng.integers(1, 4))):
-            kind = str(rng.choice(HEMORRHAGE_KINDS))
+            kind = str(rng.choice(list(kinds)))
             blood = _bleed(rng, kind, X, Y, Z, r_brain, r_inner, ventricles, scale) & (r_inner <= 1)
             if blood.sum() < 3:
                 continue
-            kinds.append(kind)
+            drawn.append(kind)
             mask |= blood
         if not mask.any():  # guarantee a lesion in a haemorrhage case
-            kinds.append("intraparenchymal")
+            drawn.append("intraparenchymal")
             mask = _bleed(rng, "intraparenchymal", X, Y, Z, r_brain, r_inner, ventricles, scale) & (r_brain <= 1)
         image[mask] = rng.uniform(55.0, 85.0) + 5.0 * _smooth_noise(rng, shape, 8)[mask]
     image += rng.normal(0.0, 4.0, shape)  # quantum noise
@@ -117,7 +123,7 @@ def make_volume(
         image=np.clip(np.rint(image), -1024, 3071).astype(np.int16),
         mask=mask.astype(np.uint8),
         affine=affine,
-        kinds=tuple(kinds),
+        kinds=tuple(drawn),
     )
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import nibabel as nib
 import numpy as np
 
 from .datalist import write_datalist
-from .demo import make_volume
+from .demo import HEMORRHAGE_KINDS, make_volume
 
 __all__ = ["write_demo_dataset"]
 
@@ -33,12 +34,14 @@ def write_demo_dataset(
     depth: int | None = None,
     seed: int = 0,
     hemorrhage_fraction: float = 0.5,
+    kinds: Sequence[str] = HEMORRHAGE_KINDS,
     verbose: bool = True,
 ) -> Path:
     """Generate synthetic head CT volumes (see ``smartnet.data.demo``) and their datalist; returns the datalist path.
 
     Half of each split (rounded up) has haemorrhage by default. Case names are ``case0001_hemo`` /
-    ``case0002_normal``. The same arguments always write the same files.
+    ``case0002_normal``. ``kinds`` restricts the haemorrhage kinds drawn. The same arguments always write the same
+    files.
     """
     root = Path(root).expanduser()
     rng = np.random.default_rng(seed)
@@ -50,7 +53,7 @@ def write_demo_dataset(
         for i in range(count):
             index += 1
             hemo = i < n_hemo
-            vol = make_volume(rng, hemo, size=size, depth=depth)
+            vol = make_volume(rng, hemo, size=size, depth=depth, kinds=kinds)
             case = f"case{index:04d}_{'hemo' if hemo else 'normal'}"
             _save(vol.image, vol.affine, folder / f"{case}_img.nii.gz")
             _save(vol.mask, vol.affine, folder / f"{case}_mask.nii.gz")

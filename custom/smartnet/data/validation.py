@@ -75,8 +75,9 @@ def validate_entries(entries: Iterable[dict], require_label: bool = True) -> lis
                 problems.append(f"{path}: cannot be read as an image ({type(err).__name__}: {str(err)[:200]})")
                 continue
             if role == "image":
-                image = loaded
-                problems += check_image(loaded[0], path)
+                image_problems = check_image(loaded[0], path)
+                problems += image_problems
+                image = None if image_problems and loaded[0].ndim != 3 else loaded
             else:
                 label = loaded
         if label is not None:

@@ -93,9 +93,6 @@ class SmartNet2D(nn.Module):
     With the defaults the parameter count is 55,545,773, as in the original ``Up_SMART_Net``.
     """
 
-    tasks: list[str]
-    output_stride: int
-
     def __init__(
         self,
         tasks: Sequence[str] = ("cls", "seg", "rec"),

@@ -43,8 +43,13 @@ class RandSliceSamplerd(Randomizable, MapTransform):
     """Draw ``num_samples`` axial slices from a volume for upstream training; returns a list of 2D samples.
 
     For a volume with lesion voxels in ``label_key``, each draw is, with probability ``negative_fraction``, a
-    uniformly chosen lesion-free slice (if the volume has one), and otherwise a lesion slice chosen with probability
-    proportional to its lesion voxel count (the reference's sampler). For a lesion-free volume the slice is uniform.
+    lesion-free slice (if the volume has one), and otherwise a lesion slice chosen with probability proportional to
+    its lesion voxel count (the reference's sampler). A lesion-free volume gives lesion-free slices.
+
+    Lesion-free slices are drawn ``negative_sampling="uniform"`` (the reference) or ``"tissue"``: with probability
+    proportional to the slice's mean intensity in ``image_key``, i.e. to how much head tissue it shows. Lesion slices
+    lie mid-head, so uniform negatives (often vertex or skull-base slices) let a network separate the classes by
+    "how much brain is in the slice" instead of by blood; tissue-weighted negatives remove that shortcut.
     The reference never shows lesion-free slices of haemorrhage volumes (``negative_fraction=0``).
 
     Each sample has the keys of the input with ``(C, H, W, D)`` replaced by ``(C, H, W)``, plus ``slice_index``.
@@ -56,24 +61,33 @@ class RandSliceSamplerd(Randomizable, MapTransform):
         label_key: str = "label",
         num_samples: int = 1,
         negative_fraction: float = 0.25,
+        negative_sampling: str = "tissue",
+        image_key: str = "image",
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
+        if negative_sampling not in ("uniform", "tissue"):
+            raise ValueError(f"negative_sampling must be 'uniform' or 'tissue', got {negative_sampling!r}")
+        self.negative_sampling = negative_sampling
+        self.image_key = image_key
         if not 0.0 <= negative_fraction <= 1.0:
             raise ValueError(f"negative_fraction must be in [0, 1], got {negative_fraction}")
         self.label_key = label_key
         self.num_samples = num_samples
         self.negative_fraction = negative_fraction
 
-    def randomize(self, lesion_voxels: np.ndarray) -> list[int]:
+    def randomize(self, lesion_voxels: np.ndarray, tissue: np.ndarray | None = None) -> list[int]:
         depth = len(lesion_voxels)
         positive = lesion_voxels > 0
+        negatives = np.flatnonzero(~positive)
+        weights = None
+        if tissue is not None and len(negatives):
+            w = np.clip(tissue[negatives], 0, None) + 1e-6
+            weights = w / w.sum()
         picks = []
         for _ in range(self.num_samples):
-            if not positive.any():
-                picks.append(int(self.R.randint(depth)))
-            elif (~positive).any() and self.R.rand() < self.negative_fraction:
-                picks.append(int(self.R.choice(np.flatnonzero(~positive))))
+            if len(negatives) and (not positive.any() or self.R.rand() < self.negative_fraction):
+                picks.append(int(self.R.choice(negatives, p=weights)))
             else:
                 picks.append(int(self.R.choice(depth, p=lesion_voxels / lesion_voxels.sum())))
         return picks
@@ -82,8 +96,12 @@ class RandSliceSamplerd(Randomizable, MapTransform):
         d = dict(data)
         label = torch.as_tensor(d[self.label_key])
         lesion_voxels = (label > 0).flatten(0, -2).sum(dim=0).cpu().numpy().astype(np.float64)
+        tissue = None
+        if self.negative_sampling == "tissue":
+            image = torch.as_tensor(d[self.image_key]).float()
+            tissue = image.flatten(0, -2).mean(dim=0).cpu().numpy().astype(np.float64)
         samples = []
-        for z in self.randomize(lesion_voxels):
+        for z in self.randomize(lesion_voxels, tissue):
             sample = dict(d)
             for key in self.key_iterator(d):
                 sample[key] = d[key][..., z]

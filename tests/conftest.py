@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny synthetic datasets (generated, never committed), paths and a bundle runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLES = REPO / "bundles"
+UPSTREAM = BUNDLES / "smartnet_upstream"
+SHARED_DATA = REPO.parent / "shared" / "data" / "head_ct_ge"
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """4 train / 2 valid / 2 test volumes of 48 x 48 x 8, written as the original folder layout plus datalist."""
+    from smartnet.data import write_demo_dataset
+
+    root = tmp_path_factory.mktemp("tiny_dataset")
+    write_demo_dataset(root, n_train=4, n_valid=2, n_test=2, size=48, depth=8, seed=1, verbose=False)
+    return root
+
+
+TINY_OVERRIDES = {
+    "encoder": "resnet18",
+    "stem_stride": 2,
+    "image_size": 32,
+    "num_workers": 0,
+    "batch_size": 2,
+    "slices_per_volume": 2,
+    "val_batch_size": 8,
+}
+
+
+def run_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_root: Path | None = None, check: bool = True):
+    """Run ``python -m monai.bundle run`` as a user would; returns the CompletedProcess (output captured)."""
+    files = "[" + ",".join(f"'{bundle / 'configs' / c}'" for c in configs) + "]"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files]
+    cmd += ["--meta_file", str(bundle / "configs" / "metadata.json")]
+    cmd += ["--logging_file", str(bundle / "configs" / "logging.conf")]
+    cmd += ["--bundle_root", str(bundle_root or bundle)]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", str(value)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if check and result.returncode != 0:
+        raise AssertionError(f"bundle run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result

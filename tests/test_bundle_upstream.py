@@ -1,0 +1,178 @@
+"""The smartnet_upstream bundle through `python -m monai.bundle run`: conformance, train, evaluate, infer, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+
+from conftest import REPO, TINY_OVERRIDES, UPSTREAM, run_bundle
+
+CONFIGS = UPSTREAM / "configs"
+
+
+def test_bundle_files_exist():
+    for rel in ["LICENSE", "docs/README.md", "configs/metadata.json", "configs/train.json", "configs/evaluate.json",
+                "configs/inference.json", "configs/logging.conf", "configs/demo.json"]:
+        assert (UPSTREAM / rel).is_file(), rel
+
+
+def test_json_is_pretty_printed_with_4_spaces():
+    for path in sorted((REPO / "bundles").rglob("*.json")):
+        text = path.read_text()
+        assert text == json.dumps(json.loads(text), indent=4) + "\n", path
+
+
+def test_metadata_against_vendored_schema():
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    schema = json.loads((REPO / "schemas" / "meta_schema.json").read_text())
+    jsonschema.validate(meta, schema)
+    assert meta["version"] in meta["changelog"]
+    assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 3
+
+
+def _workflow(configs: list[str], workflow_type: str, dataset: Path, tmp_path: Path) -> ConfigWorkflow:
+    workflow = ConfigWorkflow(
+        config_file=[str(CONFIGS / c) for c in configs],
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=str(CONFIGS / "logging.conf"),
+        workflow_type=workflow_type,
+        bundle_root=str(tmp_path),
+        dataset_dir=str(dataset),
+        **TINY_OVERRIDES,
+    )
+    workflow.initialize()
+    return workflow
+
+
+@pytest.mark.parametrize(
+    "configs, workflow_type",
+    [(["train.json"], "train"), (["train.json", "evaluate.json"], "train"), (["inference.json"], "infer")],
+)
+def test_check_properties_is_empty(configs, workflow_type, tiny_dataset, tmp_path):
+    workflow = _workflow(configs, workflow_type, tiny_dataset, tmp_path)
+    assert not workflow.check_properties()
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(tiny_dataset, tmp_path_factory) -> Path:
+    """A bundle root with 2 epochs of tiny training (models/, eval/)."""
+    root = tmp_path_factory.mktemp("upstream_root")
+    run_bundle(UPSTREAM, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 2, "val_interval": 1,
+                                          **TINY_OVERRIDES}, bundle_root=root)
+    return root
+
+
+def test_train_writes_checkpoints_and_logs(trained_bundle):
+    models = trained_bundle / "models"
+    assert (models / "model.pt").is_file() and (models / "last.pt").is_file()
+    state = torch.load(models / "last.pt", weights_only=True)
+    assert {"model", "optimizer", "lr_scheduler", "trainer"} <= set(state)
+    assert state["trainer"]["epoch"] == 2
+    best = torch.load(models / "model.pt", weights_only=True)
+    assert any(k.startswith("encoder.layer4") for k in best)
+    assert list((trained_bundle / "eval").glob("events.out.tfevents.*"))
+
+
+def test_resume_continues_from_last_checkpoint(trained_bundle, tiny_dataset, tmp_path):
+    root = tmp_path / "resumed"
+    shutil.copytree(trained_bundle / "models", root / "models")
+    result = run_bundle(UPSTREAM, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 3, "val_interval": 1,
+                                                   "resume": True, **TINY_OVERRIDES}, bundle_root=root)
+    assert "resuming from iteration" in result.stdout + result.stderr
+    assert "Epoch: 1/3" not in result.stdout and "Epoch: 3/3" in result.stdout
+    assert torch.load(root / "models" / "last.pt", weights_only=True)["trainer"]["epoch"] == 3
+
+
+def _test_cases(dataset: Path) -> dict[str, Path]:
+    return {p.name.replace("_img.nii.gz", ""): p for p in sorted((dataset / "test").glob("*_img.nii.gz"))}
+
+
+def test_evaluate_scores_every_slice(trained_bundle, tiny_dataset):
+    run_bundle(UPSTREAM, ["train.json", "evaluate.json"], {"dataset_dir": tiny_dataset, **TINY_OVERRIDES},
+               bundle_root=trained_bundle)
+    out = trained_bundle / "eval" / "evaluation"
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    for key in ["slice_auroc", "slice_f1", "slice_accuracy", "slice_sensitivity", "slice_specificity", "dice",
+                "rec_mae", "volume_auroc"]:
+        assert key in metrics
+    cases = _test_cases(tiny_dataset)
+    per_case = list(csv.DictReader(open(out / "per_case.csv")))
+    assert sorted(r["case_id"] for r in per_case) == sorted(cases)
+    slices = list(csv.DictReader(open(out / "slice_predictions.csv")))
+    # every slice of every test volume, not a GT-chosen subset (no empty-slice crop either)
+    assert len(slices) == sum(nib.load(p).shape[2] for p in cases.values())
+    for row in per_case:
+        probs = [float(s["probability"]) for s in slices if s["case_id"] == row["case_id"]]
+        assert float(row["volume_score"]) == pytest.approx(max(probs))
+        truth = np.asarray(nib.load(tiny_dataset / "test" / f"{row['case_id']}_mask.nii.gz").dataobj)
+        assert int(row["volume_label"]) == int(truth.any())
+
+
+def test_inference_writes_masks_in_input_geometry(trained_bundle, tiny_dataset):
+    out = trained_bundle / "eval" / "inference"
+    run_bundle(UPSTREAM, ["inference.json"], {"dataset_dir": tiny_dataset, "encoder": "resnet18", "stem_stride": 2,
+                                              "image_size": 32}, bundle_root=trained_bundle)
+    rows = list(csv.DictReader(open(out / "slice_probabilities.csv")))
+    for case, image_path in _test_cases(tiny_dataset).items():
+        source = nib.load(image_path)
+        seg = nib.load(out / f"{case}_img_seg.nii.gz")
+        assert seg.shape == source.shape
+        assert np.allclose(seg.affine, source.affine, atol=1e-4)
+        assert set(np.unique(np.asarray(seg.dataobj))) <= {0, 1}
+        probs = [float(r["probability"]) for r in rows if r["case_id"] == case]
+        assert len(probs) == source.shape[2] and all(0.0 <= p <= 1.0 for p in probs)
+    volumes = json.loads((out / "volume_scores.json").read_text())["volumes"]
+    assert len(volumes) == len(_test_cases(tiny_dataset))
+
+
+def test_inference_matches_evaluation_probabilities(trained_bundle, tiny_dataset):
+    """Volume inference (SliceInferer) and slice evaluation give the same slice probabilities."""
+    evaluation = trained_bundle / "eval" / "evaluation" / "slice_predictions.csv"
+    inference = trained_bundle / "eval" / "inference" / "slice_probabilities.csv"
+    if not (evaluation.is_file() and inference.is_file()):
+        test_evaluate_scores_every_slice(trained_bundle, tiny_dataset)
+        test_inference_writes_masks_in_input_geometry(trained_bundle, tiny_dataset)
+    ev = {(r["case_id"], int(r["slice_index"])): float(r["probability"]) for r in csv.DictReader(open(evaluation))}
+    inf = {(r["case_id"], int(r["slice_index"])): float(r["probability"]) for r in csv.DictReader(open(inference))}
+    assert ev.keys() == inf.keys()
+    assert max(abs(ev[k] - inf[k]) for k in ev) < 1e-3
+
+
+def test_training_refuses_a_bad_datalist(tiny_dataset, tmp_path):
+    data = tmp_path / "bad"
+    shutil.copytree(tiny_dataset, data)
+    first = sorted((data / "train").glob("*_img.nii.gz"))[0]
+    first.write_bytes(b"not an image")
+    mask = sorted((data / "valid").glob("*_mask.nii.gz"))[0]
+    img = nib.load(mask)
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj) * 3, img.affine), mask)
+    result = run_bundle(UPSTREAM, ["train.json"], {"dataset_dir": data, **TINY_OVERRIDES}, bundle_root=tmp_path,
+                        check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "2 problem(s)" in result.stderr
+    assert first.name in result.stderr and mask.name in result.stderr
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, key_metric",
+    [({"variant": "dual_seg_rec"}, "dice"), ({"variant": "single_rec"}, "rec_mae"),
+     ({"variant": "dual_cls_seg", "consistency": True, "hu_windows": "[[0,80],[-20,180]]"}, "slice_auroc")],
+)
+def test_variants_train(overrides, key_metric, tiny_dataset, tmp_path):
+    result = run_bundle(UPSTREAM, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1, "val_interval": 1,
+                                                   **TINY_OVERRIDES, **overrides}, bundle_root=tmp_path)
+    assert f"Key metric: {key_metric}" in result.stdout
+    assert (tmp_path / "models" / "model.pt").is_file()
+    if overrides.get("consistency"):
+        assert "train_loss_consistency" in result.stdout

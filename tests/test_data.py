@@ -1,0 +1,191 @@
+"""Datalists (pairing by stem), dataset validation (every problem at once), demo data, the slice dataset."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from smartnet.data import (
+    DatalistError,
+    SliceDataset,
+    build_datalist,
+    find_images,
+    load_datalist,
+    make_volume,
+    validate_entries,
+    write_datalist,
+)
+
+AFFINE = np.diag([-0.9, 0.9, 5.0, 1.0])
+
+
+def save(path: Path, array: np.ndarray, affine: np.ndarray = AFFINE) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(array, affine), str(path))
+    return path
+
+
+def head(shape=(16, 16, 4)) -> np.ndarray:
+    img = np.full(shape, -1000, np.int16)
+    img[4:12, 4:12] = 35
+    return img
+
+
+def make_layout(root: Path, cases: dict[str, list[str]]) -> None:
+    for split, names in cases.items():
+        for name in names:
+            save(root / split / name, head() if "_img" in name else np.zeros((16, 16, 4), np.uint8))
+
+
+def test_datalist_pairs_by_stem_with_nii_and_niigz(tmp_path):
+    make_layout(
+        tmp_path,
+        {
+            "train": ["b_img.nii.gz", "a_mask.nii", "a_img.nii.gz", "b_mask.nii.gz"],
+            "valid": ["c_img.nii", "c_mask.nii.gz"],
+            "test": ["d_img.nii.gz"],  # no mask needed for test
+        },
+    )
+    datalist = build_datalist(tmp_path)
+    assert [(e["case_id"], e["image"], e["label"]) for e in datalist["training"]] == [
+        ("a", "train/a_img.nii.gz", "train/a_mask.nii"),
+        ("b", "train/b_img.nii.gz", "train/b_mask.nii.gz"),
+    ]
+    assert datalist["test"] == [{"image": "test/d_img.nii.gz", "case_id": "d"}]
+
+
+def test_datalist_lists_every_problem(tmp_path):
+    make_layout(tmp_path, {"train": ["a_img.nii.gz", "z_mask.nii.gz"], "valid": ["v_mask.nii.gz"]})
+    with pytest.raises(DatalistError) as err:
+        build_datalist(tmp_path)
+    text = str(err.value)
+    assert "a_img.nii.gz: no mask" in text
+    assert "z_mask.nii.gz: mask without an image" in text
+    assert "v_mask.nii.gz: mask without an image" in text
+    assert "test: missing split folder" in text
+    assert text.startswith("5 problem(s)")
+
+
+def test_datalist_with_dicom_series_folder(tmp_path):
+    make_layout(tmp_path, {"train": ["a_img.nii.gz", "a_mask.nii.gz"], "valid": ["c_img.nii", "c_mask.nii"]})
+    series = tmp_path / "test" / "patient7"
+    series.mkdir(parents=True)
+    (series / "0001.dcm").write_bytes(b"")
+    assert build_datalist(tmp_path)["test"] == [{"image": "test/patient7", "case_id": "patient7"}]
+
+
+def test_load_datalist_resolves_paths_and_errors(tmp_path):
+    make_layout(tmp_path, {"train": ["a_img.nii.gz", "a_mask.nii.gz"], "valid": ["c_img.nii", "c_mask.nii"],
+                           "test": ["d_img.nii.gz"]})
+    path = write_datalist(tmp_path)
+    entries = load_datalist(path, "training")
+    assert entries[0]["image"] == str(tmp_path / "train" / "a_img.nii.gz")
+    with pytest.raises(DatalistError, match="no 'testing' list"):
+        load_datalist(path, "testing")
+    with pytest.raises(DatalistError, match="datalist not found"):
+        load_datalist(tmp_path / "nope.json", "training")
+
+
+def test_find_images_skips_masks(tmp_path):
+    make_layout(tmp_path, {"test": ["d_img.nii.gz", "d_mask.nii.gz", "e_img.nii"]})
+    assert [e["case_id"] for e in find_images(tmp_path / "test")] == ["d", "e"]
+    assert find_images(tmp_path / "test" / "e_img.nii")[0]["case_id"] == "e"
+    with pytest.raises(DatalistError, match="does not exist"):
+        find_images(tmp_path / "missing")
+
+
+def test_demo_volume_is_deterministic_and_plausible():
+    a = make_volume(np.random.default_rng(7), True, size=96, depth=12)
+    b = make_volume(np.random.default_rng(7), True, size=96, depth=12)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    assert a.image.dtype == np.int16 and a.image.min() <= -990  # air
+    assert np.percentile(a.image, 99.9) > 700  # bone
+    blood = a.image[a.mask > 0]
+    assert a.mask.sum() > 0 and 40 < np.median(blood) < 100
+    assert a.kinds and a.spacing[2] == 5.0 and a.affine[0, 0] < 0  # LAS
+    normal = make_volume(np.random.default_rng(8), False, size=96, depth=12)
+    assert normal.mask.sum() == 0 and normal.kinds == ()
+
+
+def test_demo_default_geometry_is_realistic():
+    vol = make_volume(np.random.default_rng(0), False, depth=28)
+    assert vol.image.shape == (512, 512, 28)
+    assert 0.4 < vol.spacing[0] < 0.5
+
+
+# ----------------------------------------------------------------------------------------------- validation
+def broken_corpus(root: Path) -> tuple[list[dict], dict[str, str]]:
+    """Datalist entries with one problem each, and the text expected in the message for it."""
+    good = save(root / "good_img.nii.gz", head())
+    good_mask = save(root / "good_mask.nii.gz", np.zeros((16, 16, 4), np.uint8))
+    noisy = (head() + np.random.default_rng(0).integers(0, 50, (16, 16, 4))).astype(np.int16)
+    packed = gzip.compress(nib.Nifti1Image(noisy, AFFINE).to_bytes())
+    (root / "truncated_img.nii.gz").write_bytes(packed[: len(packed) // 2])
+    (root / "random_img.nii.gz").write_bytes(np.random.default_rng(0).bytes(2000))
+    (root / "empty_img.nii.gz").write_bytes(b"")
+    nan = head().astype(np.float32)
+    nan[0, 0, 0] = np.nan
+    cases = {
+        "truncated": (str(root / "truncated_img.nii.gz"), str(good_mask), "cannot be read"),
+        "random": (str(root / "random_img.nii.gz"), str(good_mask), "cannot be read"),
+        "empty": (str(root / "empty_img.nii.gz"), str(good_mask), "cannot be read"),
+        "missing": (str(root / "missing_img.nii.gz"), str(good_mask), "does not exist"),
+        "2d": (str(save(root / "flat_img.nii.gz", head()[:, :, 0])), str(good_mask), "expected a 3D image"),
+        "4d": (str(save(root / "fourd_img.nii.gz", np.stack([head()] * 2, -1))), str(good_mask), "expected a 3D"),
+        "nan": (str(save(root / "nan_img.nii.gz", nan)), str(good_mask), "NaN/Inf"),
+        "unsigned": (str(save(root / "raw_img.nii.gz", (head() + 1024).astype(np.uint16) * 2)), str(good_mask),
+                     "unsigned raw scanner values"),
+        "windowed": (str(save(root / "win_img.nii.gz", np.clip((head() + 0.0) / 80, 0, 1).astype(np.float32))),
+                     str(good_mask), "already windowed"),
+        "nonbinary": (str(good), str(save(root / "nb_mask.nii.gz", np.full((16, 16, 4), 2, np.uint8))), "not binary"),
+        "shape": (str(good), str(save(root / "shape_mask.nii.gz", np.zeros((16, 16, 5), np.uint8))), "mask shape"),
+        "affine": (str(good), str(save(root / "aff_mask.nii.gz", np.zeros((16, 16, 4), np.uint8), np.eye(4))),
+                   "affine differs"),
+    }
+    entries = [{"image": img, "label": lbl} for img, lbl, _ in cases.values()]
+    return entries, {name: (img, lbl, text) for name, (img, lbl, text) in cases.items()}
+
+
+def test_validation_reports_every_problem_with_its_file(tmp_path):
+    entries, cases = broken_corpus(tmp_path)
+    problems = validate_entries(entries)
+    for name, (img, lbl, text) in cases.items():
+        path = lbl if name in ("nonbinary", "shape", "affine") else img
+        assert any(p.startswith(path) and text in p for p in problems), f"{name}: {text!r} not in {problems}"
+    assert validate_entries([{"image": str(tmp_path / "good_img.nii.gz"), "label": str(tmp_path / "good_mask.nii.gz")}]) == []
+
+
+def test_cli_validate_exits_nonzero_without_traceback(tmp_path):
+    entries, _ = broken_corpus(tmp_path)
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": entries}))
+    result = subprocess.run(
+        [sys.executable, "-m", "smartnet.cli", "validate", str(datalist), "--splits", "training"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{len(entries)} problem(s)" in result.stderr and "random_img.nii.gz" in result.stderr
+
+
+# -------------------------------------------------------------------------------------------- slice dataset
+def test_slice_dataset_covers_every_slice():
+    volumes = [
+        {"image": np.random.rand(1, 4, 4, 3).astype(np.float32), "label": np.zeros((1, 4, 4, 3)), "case_id": "a"},
+        {"image": np.random.rand(1, 4, 4, 2).astype(np.float32), "label": np.ones((1, 4, 4, 2)), "case_id": "b"},
+    ]
+    import torch
+
+    volumes = [{k: torch.as_tensor(v) if k != "case_id" else v for k, v in d.items()} for d in volumes]
+    ds = SliceDataset(volumes)
+    assert len(ds) == 5
+    items = [ds[i] for i in range(5)]
+    assert [(i["case_id"], i["slice_index"]) for i in items] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)]
+    assert items[4]["image"].shape == (1, 4, 4) and torch.equal(items[4]["image"], volumes[1]["image"][..., 1])

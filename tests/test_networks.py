@@ -1,0 +1,100 @@
+"""Upstream network: reference parameter counts, shapes for every encoder / stem, packed output, TorchScript."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from smartnet.networks import VARIANTS, SmartNet2D, ResNetEncoder, pred_channels, split_heads, variant_tasks
+
+# trainable parameters of the original implementation's seven models (reference section 1.6)
+REFERENCE_COUNTS = {
+    "smartnet": 55_545_773,
+    "dual_cls_seg": 32_517_143,
+    "dual_cls_rec": 46_532_439,
+    "dual_seg_rec": 55_543_724,
+    "single_cls": 23_503_809,
+    "single_seg": 32_515_094,
+    "single_rec": 46_530_390,
+}
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("variant", list(REFERENCE_COUNTS))
+def test_reference_parameter_counts(variant):
+    model = SmartNet2D(variant_tasks(variant))
+    assert n_params(model) == REFERENCE_COUNTS[variant]
+
+
+def test_reference_part_counts():
+    model = SmartNet2D()
+    assert n_params(model.encoder) == 23_501_760
+    assert n_params(model.cls_head) == 2_049
+    assert n_params(model.seg_decoder) == 9_013_189
+    assert n_params(model.rec_decoder) == 23_028_485
+    assert n_params(model.seg_head) == n_params(model.rec_head) == 145
+
+
+def test_stem_stride_does_not_change_parameter_count():
+    assert n_params(SmartNet2D(stem_stride=2)) == REFERENCE_COUNTS["smartnet"]
+
+
+@pytest.mark.parametrize(
+    "stride, expected",
+    [(1, [(1, 64), (64, 64), (256, 32), (512, 16), (1024, 8), (2048, 4)]),
+     (2, [(1, 64), (64, 32), (256, 16), (512, 8), (1024, 4), (2048, 2)])],
+)
+def test_encoder_feature_pyramid(stride, expected):
+    features = ResNetEncoder("resnet50", stem_stride=stride)(torch.zeros(1, 1, 64, 64))
+    assert [(f.shape[1], f.shape[-1]) for f in features] == expected
+
+
+@pytest.mark.parametrize("encoder", ["resnet18", "resnet34", "resnet50"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_output_shapes_and_packing(encoder, stride):
+    model = SmartNet2D(encoder=encoder, stem_stride=stride, in_channels=2).eval()
+    x = torch.rand(2, 2, 64, 64)
+    with torch.no_grad():
+        pred = model(x)
+        heads = model.forward_heads(x)
+    assert pred.shape == (2, 1 + 1 + 2, 64, 64)
+    assert heads["cls"].shape == (2, 1) and heads["seg"].shape == (2, 1, 64, 64) and heads["rec"].shape == (2, 2, 64, 64)
+    unpacked = split_heads(pred, model.tasks, in_channels=2)
+    for key in heads:
+        assert torch.allclose(unpacked[key], heads[key])
+
+
+def test_pred_channels_follow_canonical_order():
+    assert pred_channels(["rec", "cls"]) == {"cls": (0, 1), "rec": (1, 2)}
+    assert pred_channels(["seg", "rec"], in_channels=3) == {"seg": (0, 1), "rec": (1, 4)}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_variant_runs(variant):
+    model = SmartNet2D(variant_tasks(variant), encoder="resnet18", stem_stride=2).eval()
+    with torch.no_grad():
+        pred = model(torch.rand(1, 1, 64, 64))
+    assert pred.shape[1] == len(VARIANTS[variant])
+
+
+def test_torchscript_matches_eager():
+    model = SmartNet2D(encoder="resnet18", stem_stride=2).eval()
+    scripted = torch.jit.script(model)
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(scripted(x), model(x))
+        assert torch.equal(scripted.forward_heads(x)["seg"], model.forward_heads(x)["seg"])
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="unknown encoder"):
+        SmartNet2D(encoder="resnet101")
+    with pytest.raises(ValueError, match="stem_stride"):
+        SmartNet2D(stem_stride=4)
+    with pytest.raises(ValueError, match="tasks"):
+        SmartNet2D(tasks=["cls", "det"])
+    with pytest.raises(ValueError, match="unknown SMART-Net variant"):
+        variant_tasks("triple")

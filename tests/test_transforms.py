@@ -1,0 +1,129 @@
+"""Transforms: HU windows, CLAHE (OpenCV), empty-slice crop, slice sampling, per-slice scaling, head splitting."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from smartnet.transforms import (
+    CLAHE,
+    CLAHEd,
+    CropEmptySlicesd,
+    HUWindow,
+    RandSliceSamplerd,
+    SliceMinMaxd,
+    SliceScored,
+    SplitHeadsd,
+)
+
+
+def test_hu_window_reference_values():
+    hu = torch.tensor([-1000.0, 0.0, 40.0, 80.0, 1000.0]).view(1, 5, 1, 1)
+    out = HUWindow([[0, 80]])(hu)
+    assert torch.allclose(out.flatten(), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
+
+
+def test_hu_window_multichannel_presets():
+    hu = torch.full((1, 2, 2, 1), 40.0)
+    out = HUWindow(["brain", "subdural", "bone"])(hu)
+    assert out.shape == (3, 2, 2, 1)
+    assert torch.allclose(out[:, 0, 0, 0], torch.tensor([0.5, 0.3, 840 / 2800]))
+
+
+def test_hu_window_errors():
+    with pytest.raises(ValueError, match="min < max"):
+        HUWindow([[80, 0]])
+    with pytest.raises(ValueError, match="unknown HU window"):
+        HUWindow(["lung"])
+    with pytest.raises(ValueError, match="one-channel"):
+        HUWindow()(torch.zeros(2, 4, 4, 1))
+
+
+def test_hu_window_keeps_metadata_for_inversion():
+    img = MetaTensor(torch.zeros(1, 4, 4, 2), affine=torch.diag(torch.tensor([2.0, 2.0, 5.0, 1.0])))
+    out = HUWindow()(img)
+    assert isinstance(out, MetaTensor) and torch.equal(out.affine, img.affine)
+
+
+def test_clahe_equals_opencv_per_slice():
+    rng = np.random.default_rng(0)
+    vol = rng.random((1, 64, 64, 3)).astype(np.float32) ** 2
+    out = CLAHE(2.0, (8, 8))(torch.as_tensor(vol)).numpy()
+    clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+    for z in range(3):
+        expected = clahe.apply(np.rint(vol[0, :, :, z] * 255).astype(np.uint8)) / 255.0
+        assert np.allclose(out[0, :, :, z], expected, atol=1e-6)
+
+
+def test_clahe_switch_off_is_identity():
+    data = {"image": torch.rand(1, 16, 16, 2)}
+    assert torch.equal(CLAHEd("image", enabled=False)(data)["image"], data["image"])
+
+
+def test_crop_empty_slices_keeps_contiguous_range():
+    image = torch.zeros(1, 4, 4, 6)
+    image[..., 1] = 1.0
+    image[..., 3] = 1.0  # slice 2 is empty but inside the range: kept
+    label = torch.arange(6.0).view(1, 1, 1, 6).expand(1, 4, 4, 6)
+    out = CropEmptySlicesd(["image", "label"])({"image": image, "label": label})
+    assert out["image"].shape[-1] == 3
+    assert out["label"][0, 0, 0].tolist() == [1.0, 2.0, 3.0]
+
+
+def _volume_with_lesion(depth: int = 10, lesion: dict | None = None) -> dict:
+    label = torch.zeros(1, 8, 8, depth)
+    for z, n in (lesion or {}).items():
+        label[0, :n // 8 + 1, :, z].view(-1)[:n] = 1
+    return {"image": torch.rand(1, 8, 8, depth), "label": label}
+
+
+def test_slice_sampler_reference_weights_by_lesion_size():
+    data = _volume_with_lesion(lesion={2: 30, 7: 10})
+    sampler = RandSliceSamplerd(["image", "label"], num_samples=4000, negative_fraction=0.0)
+    sampler.set_random_state(0)
+    picks = [s["slice_index"] for s in sampler(data)]
+    assert set(picks) == {2, 7}  # reference: never a lesion-free slice of a haemorrhage volume
+    assert abs(picks.count(2) / len(picks) - 0.75) < 0.03  # proportional to lesion voxels
+
+
+def test_slice_sampler_negative_fraction():
+    data = _volume_with_lesion(lesion={2: 30})
+    sampler = RandSliceSamplerd(["image", "label"], num_samples=4000, negative_fraction=0.3)
+    sampler.set_random_state(1)
+    samples = sampler(data)
+    negatives = sum(int(s["label"].sum() == 0) for s in samples)
+    assert abs(negatives / len(samples) - 0.3) < 0.03
+    assert samples[0]["image"].shape == (1, 8, 8)
+
+
+def test_slice_sampler_uniform_on_normal_volume():
+    sampler = RandSliceSamplerd(["image", "label"], num_samples=2000)
+    sampler.set_random_state(2)
+    picks = [s["slice_index"] for s in sampler(_volume_with_lesion())]
+    assert set(picks) == set(range(10))
+
+
+def test_slice_min_max_is_the_same_for_a_slice_and_its_volume():
+    vol = torch.rand(1, 8, 8, 3) * 5 + 2
+    vol[..., 2] = 7.0  # constant slice: unchanged
+    scaled_vol = SliceMinMaxd("image", volume=True)({"image": vol})["image"]
+    for z in range(2):
+        alone = SliceMinMaxd("image")({"image": vol[..., z]})["image"]
+        assert torch.allclose(scaled_vol[..., z], alone)
+        assert float(alone.min()) == 0.0 and float(alone.max()) == 1.0
+    assert torch.equal(scaled_vol[..., 2], vol[..., 2])
+
+
+def test_slice_score_and_split_heads():
+    pred = torch.zeros(3, 4, 4)
+    pred[0] = 2.0  # cls logit broadcast
+    pred[1, 1, 1] = 5.0
+    d = SplitHeadsd("pred", tasks=["cls", "seg", "rec"])({"pred": pred, "label": torch.zeros(1, 4, 4)})
+    assert d["pred_cls"].shape == d["pred_seg"].shape == d["pred_rec"].shape == (1, 4, 4)
+    d = SliceScored(["pred_cls", "label"], ["cls_prob", "cls_label"])(d)
+    assert d["cls_prob"].tolist() == [2.0] and d["cls_label"].tolist() == [0.0]
+    only = SplitHeadsd("pred", tasks=["cls", "seg", "rec"], heads=["seg"])({"pred": pred})
+    assert "pred_cls" not in only and only["pred_seg"][0, 1, 1] == 5.0
