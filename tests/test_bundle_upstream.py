@@ -76,7 +76,7 @@ def test_train_writes_checkpoints_and_logs(trained_bundle):
     assert (models / "model.pt").is_file() and (models / "last.pt").is_file()
     state = torch.load(models / "last.pt", weights_only=True)
     assert {"model", "optimizer", "lr_scheduler", "trainer"} <= set(state)
-    assert state["trainer"]["epoch"] == 2
+    assert state["trainer"]["iteration"] == 2 * state["trainer"]["epoch_length"]  # two finished epochs
     best = torch.load(models / "model.pt", weights_only=True)
     assert any(k.startswith("encoder.layer4") for k in best)
     assert list((trained_bundle / "eval").glob("events.out.tfevents.*"))
@@ -89,7 +89,8 @@ def test_resume_continues_from_last_checkpoint(trained_bundle, tiny_dataset, tmp
                                                    "resume": True, **TINY_OVERRIDES}, bundle_root=root)
     assert "resuming from iteration" in result.stdout + result.stderr
     assert "Epoch: 1/3" not in result.stdout and "Epoch: 3/3" in result.stdout
-    assert torch.load(root / "models" / "last.pt", weights_only=True)["trainer"]["epoch"] == 3
+    trainer = torch.load(root / "models" / "last.pt", weights_only=True)["trainer"]
+    assert trainer["iteration"] == 3 * trainer["epoch_length"]
 
 
 def _test_cases(dataset: Path) -> dict[str, Path]:

@@ -113,8 +113,9 @@ def demo(
 ) -> dict:
     """The main job on built-in demo data: generate it, then train, evaluate and infer the upstream bundle.
 
-    Uses the bundle's demo profile (``configs/demo.json``: ResNet-18, stride-2 stem, 96 px, few epochs) so it fits
-    in a few CPU minutes, and ends with the test metrics and where every output is.
+    Writes 56 synthetic volumes (40 train / 8 valid / 8 test) unless they exist, and uses the bundle's demo profile
+    (``configs/demo.json``: ResNet-18, stride-2 stem, 96 px, 10 epochs) so it fits in a few CPU minutes. Ends with
+    the test metrics and where every output is.
 
     Args:
         data_dir: where the demo data is (generated there unless it exists already).
@@ -130,7 +131,7 @@ def demo(
         _fail(f"no bundle at {bundle}; pass --bundles_dir <folder holding smartnet_upstream>")
     data = Path(data_dir).expanduser()
     if regenerate or not (data / "datalist.json").is_file():
-        demo_data(str(data), size=size)
+        demo_data(str(data), n_train=40, n_valid=8, n_test=8, size=size)
     else:
         print(f"using the demo data in {data} (pass --regenerate to write it again)")
     overrides: dict = {"dataset_dir": str(data)}

@@ -58,6 +58,6 @@ def write_demo_dataset(
             _save(vol.image, vol.affine, folder / f"{case}_img.nii.gz")
             _save(vol.mask, vol.affine, folder / f"{case}_mask.nii.gz")
             if verbose:
-                kinds = ", ".join(vol.kinds) or "no haemorrhage"
-                print(f"  {split}/{case}: {vol.image.shape}, {int(vol.mask.sum())} lesion voxels ({kinds})", flush=True)
+                drawn = ", ".join(vol.kinds) or "no haemorrhage"
+                print(f"  {split}/{case}: {vol.image.shape}, {int(vol.mask.sum())} lesion voxels ({drawn})", flush=True)
     return write_datalist(root)

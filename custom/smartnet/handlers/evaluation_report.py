@@ -51,6 +51,14 @@ def _value(x: Any) -> float:
     return float(torch.as_tensor(x).float().flatten()[0])
 
 
+def _is_number(x: Any) -> bool:
+    """True for Python, numpy and one-element torch numbers (ignite metrics may return any of them)."""
+    try:
+        return torch.as_tensor(x).numel() == 1
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
 class SliceEvaluationReport:
     """Collect ``case_id``, ``slice_index``, ``cls_prob``, ``cls_label``, ``seg`` and ``label`` of every slice.
 
@@ -121,7 +129,7 @@ class SliceEvaluationReport:
                 entry["predicted_lesion_pixels"] = int(pred)
             per_case.append(entry)
 
-        metrics = {k: float(v) for k, v in engine.state.metrics.items() if isinstance(v, (int, float))}
+        metrics = {k: _value(v) for k, v in engine.state.metrics.items() if _is_number(v)}
         summary: dict[str, Any] = {"slices": len(self.slices), "volumes": len(per_case), "threshold": self.threshold}
         labelled = [c for c in per_case if "volume_label" in c]
         if labelled and "volume_score" in labelled[0]:

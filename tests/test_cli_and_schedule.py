@@ -1,0 +1,49 @@
+"""The `smartnet` command line and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from smartnet.schedules import WarmupLinearDecay
+
+
+def smartnet(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "smartnet.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_demo_data_then_datalist_then_validate(tmp_path):
+    out = tmp_path / "demo"
+    result = smartnet("demo-data", str(out), "--n_train", "2", "--n_valid", "1", "--n_test", "1", "--size", "32",
+                      "--depth", "6")
+    assert result.returncode == 0, result.stderr
+    datalist = json.loads((out / "datalist.json").read_text())
+    assert [len(datalist[k]) for k in ("training", "validation", "test")] == [2, 1, 1]
+    assert smartnet("datalist", str(out)).returncode == 0
+    result = smartnet("validate", str(out / "datalist.json"))
+    assert result.returncode == 0 and "look right" in result.stdout
+
+
+def test_datalist_error_is_a_message_not_a_traceback(tmp_path):
+    result = smartnet("datalist", str(tmp_path / "nowhere"))
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_schedule_has_no_epochs_at_zero_lr():
+    f = WarmupLinearDecay(total=1000, warmup=10, hold_fraction=0.1, min_factor=0.002)
+    assert f(0) == pytest.approx(0.1) and f(1) == pytest.approx(0.2)
+    assert f(9) == f(10) == f(99) == 1.0
+    assert f(100) == 1.0 and f(550) == pytest.approx(1 - 450 / 899 * 0.998)
+    assert f(999) == pytest.approx(0.002)
+    assert all(f(e) > 0 for e in range(1000))
+
+
+def test_schedule_short_runs():
+    f = WarmupLinearDecay(total=3, warmup=10)
+    assert [round(f(e), 3) for e in range(3)] == [0.333, 0.667, 1.0]
+    with pytest.raises(ValueError):
+        WarmupLinearDecay(total=0)
