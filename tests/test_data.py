@@ -11,6 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from smartnet.data import (
     DatalistError,
@@ -189,3 +190,22 @@ def test_slice_dataset_covers_every_slice():
     items = [ds[i] for i in range(5)]
     assert [(i["case_id"], i["slice_index"]) for i in items] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)]
     assert items[4]["image"].shape == (1, 4, 4) and torch.equal(items[4]["image"], volumes[1]["image"][..., 1])
+
+
+def test_dicom_series_round_trip_and_validation(tmp_path):
+    """A written DICOM series reads back (ITK) as the same voxels in world space and validates as HU."""
+    from monai.data import MetaTensor
+    from monai.transforms import LoadImage, Orientation
+
+    from smartnet.data import write_dicom_series
+
+    volume = make_volume(np.random.default_rng(3), True, size=40, depth=5)
+    affine = np.array([[-0.45, 0, 0, 90.0], [0, 0.45, 0, -80.0], [0, 0, 5.0, -30.0], [0, 0, 0, 1]])
+    paths = write_dicom_series(volume.image, affine, tmp_path / "test" / "p1")
+    assert len(paths) == 5
+    read = LoadImage(image_only=True, reader="ITKReader", ensure_channel_first=True)(str(tmp_path / "test" / "p1"))
+    original = MetaTensor(torch.as_tensor(volume.image[None], dtype=torch.float32), affine=torch.as_tensor(affine))
+    a, b = Orientation("RAS", labels=None)(read), Orientation("RAS", labels=None)(original)
+    assert torch.equal(a.as_tensor(), b.as_tensor())
+    assert np.allclose(np.asarray(a.affine), np.asarray(b.affine), atol=1e-4)
+    assert validate_entries([{"image": str(tmp_path / "test" / "p1")}], require_label=False) == []
