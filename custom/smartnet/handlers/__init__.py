@@ -1,8 +1,25 @@
-"""Ignite handlers: evaluation reports and inference writers."""
+"""Ignite handlers: checkpoints with engine state, loss terms, evaluation reports, inference writers, transfer."""
 
 from .evaluation_report import SliceEvaluationReport, binary_scores
+from .inference_writer import SliceProbabilityWriter, axial_axis
 from .loss_terms import LossTermsLogger
 from .training_state import TrainingStateLoader, TrainingStateSaver
-from .inference_writer import SliceProbabilityWriter, axial_axis
+from .volume_report import VolumeEvaluationReport, VolumePredictionWriter, voxel_volume_ml
+from .transfer import REFERENCE_UNFREEZE_SCHEDULE, GradualUnfreezing, PretrainedWeightsLoader, scale_schedule
 
-__all__ = ["LossTermsLogger", "TrainingStateLoader", "TrainingStateSaver", "SliceEvaluationReport", "binary_scores", "SliceProbabilityWriter", "axial_axis"]
+__all__ = [
+    "LossTermsLogger",
+    "TrainingStateLoader",
+    "TrainingStateSaver",
+    "SliceEvaluationReport",
+    "binary_scores",
+    "SliceProbabilityWriter",
+    "axial_axis",
+    "REFERENCE_UNFREEZE_SCHEDULE",
+    "GradualUnfreezing",
+    "PretrainedWeightsLoader",
+    "scale_schedule",
+    "VolumeEvaluationReport",
+    "VolumePredictionWriter",
+    "voxel_volume_ml",
+]

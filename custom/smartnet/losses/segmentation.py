@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import torch
-from monai.losses import DiceLoss
+from monai.losses import MaskedDiceLoss
 from torch import nn
 
-__all__ = ["DiceBCELoss"]
+__all__ = ["DiceBCELoss", "VolumeDiceBCELoss"]
 
 
 class DiceBCELoss(nn.Module):
-    """``lambda_dice * Dice + lambda_bce * BCE-with-logits`` on lesion logits.
+    """``lambda_dice * Dice + lambda_bce * BCE-with-logits`` on lesion logits, optionally over masked voxels only.
 
     The Dice is MONAI's soft Dice with ``batch=True`` (reduced over batch and voxels together, as the reference's
     smp Dice), ``smooth_nr=0`` and ``smooth_dr=1e-7``. When the target has no positive voxel the Dice term is 0
@@ -19,21 +19,35 @@ class DiceBCELoss(nn.Module):
     Args:
         lambda_dice: weight of the Dice term.
         lambda_bce: weight of the BCE term.
-        mask: optional ``(B, 1, *spatial)`` voxel weights (1 = counts, 0 = padding); used by volume models.
 
-    Inputs: ``logits`` and ``target`` of shape ``(B, 1, *spatial)``, target in {0, 1}. Output: a scalar.
+    ``forward(logits, target, mask=None)``: ``logits`` and ``target`` ``(B, 1, *spatial)``, target in {0, 1};
+    ``mask`` optional ``(B, 1, *spatial)`` in {0, 1} (0 = padding, left out of both terms). Output: a scalar.
     """
 
     def __init__(self, lambda_dice: float = 1.0, lambda_bce: float = 1.0) -> None:
         super().__init__()
-        self.dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=0.0, smooth_dr=1e-7)
+        self.dice = MaskedDiceLoss(sigmoid=True, batch=True, smooth_nr=0.0, smooth_dr=1e-7)
         self.lambda_dice = lambda_dice
         self.lambda_bce = lambda_bce
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        bce = nn.functional.binary_cross_entropy_with_logits(logits, target)
-        if target.sum() > 0:
-            dice = self.dice(logits, target)
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            bce = nn.functional.binary_cross_entropy_with_logits(logits, target)
+        else:
+            weights = mask.expand_as(logits).to(logits.dtype)
+            voxels = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+            bce = (voxels * weights).sum() / weights.sum().clamp(min=1.0)
+        if (target if mask is None else target * mask).sum() > 0:
+            dice = self.dice(logits, target, mask)
         else:
             dice = logits.sum() * 0.0
         return self.lambda_dice * dice + self.lambda_bce * bce
+
+
+class VolumeDiceBCELoss(DiceBCELoss):
+    """``DiceBCELoss`` for padded volume batches: ``target`` ``(B, 2, H, W, D)`` holds the lesion mask (channel 0)
+    and the real-slice mask (channel 1, 0 on padded slices), as packed by ``smartnet.engines.prepare_volume_seg_batch``;
+    padded slices take no part in the loss (the original let them in)."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(logits, target[:, :1], target[:, 1:2] if mask is None else mask)

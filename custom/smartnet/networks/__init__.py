@@ -1,15 +1,29 @@
-"""Networks: ResNet slice encoders, U-Net / reconstruction decoders, heads and the upstream multi-task model."""
+"""Networks: ResNet slice encoders, decoders, heads, the upstream multi-task model and the downstream volume models."""
 
 from .encoders import ENCODERS, ResNetEncoder
+from .freezing import ENCODER_STAGES, EncoderFreezingMixin, encoder_stage_modules
 from .multitask_2d import TASKS, VARIANTS, SmartNet2D, pred_channels, split_heads, variant_tasks
+from .transfer import LOAD_TYPES, TransferError, TransferReport, load_pretrained, read_state_dict
+from .volume_models import OPERATORS, SmartNetVolumeClassifier, SmartNetVolumeSegmenter
 
 __all__ = [
     "ENCODERS",
     "ResNetEncoder",
+    "ENCODER_STAGES",
+    "EncoderFreezingMixin",
+    "encoder_stage_modules",
     "TASKS",
     "VARIANTS",
     "SmartNet2D",
     "pred_channels",
     "split_heads",
     "variant_tasks",
+    "LOAD_TYPES",
+    "TransferError",
+    "TransferReport",
+    "load_pretrained",
+    "read_state_dict",
+    "OPERATORS",
+    "SmartNetVolumeClassifier",
+    "SmartNetVolumeSegmenter",
 ]

@@ -1,8 +1,9 @@
-"""MONAI-style transforms for head CT: HU windows, CLAHE, empty-slice crop, slice sampling, per-slice scores."""
+"""MONAI-style transforms for head CT: HU windows, CLAHE, empty-slice crop, slice sampling, per-slice scores, volume labels and depths."""
 
 from .intensity import CLAHE, WINDOW_PRESETS, CLAHEd, HUWindow, HUWindowd
 from .heads import SplitHeadsd
 from .slices import CropEmptySlicesd, RandSliceSamplerd, SliceMinMaxd, SliceScored
+from .volumes import VolumeDepthd, VolumeLabeld
 
 __all__ = [
     "CLAHE",
@@ -15,4 +16,6 @@ __all__ = [
     "SliceScored",
     "SliceMinMaxd",
     "SplitHeadsd",
+    "VolumeDepthd",
+    "VolumeLabeld",
 ]

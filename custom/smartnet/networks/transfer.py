@@ -1,0 +1,94 @@
+"""Transfer upstream SMART-Net weights into a downstream volume model.
+
+Load types (key prefixes shared by ``SmartNet2D`` and the volume models):
+
+    encoder           ``encoder.*``                  the reference (318 tensors for ResNet-50, BN buffers included)
+    encoder+decoder   ``encoder.*``, ``seg_decoder.*``  for the segmenter: also the upstream U-Net seg decoder, which the
+                                                     original silently dropped
+
+The load is strict inside the chosen prefixes: every such tensor of the network must come from the checkpoint with
+the same shape, or ``TransferError`` lists the offending keys. Keys of other heads (``cls_head``, ``rec_decoder`` ...)
+are ignored and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from monai.networks.utils import copy_model_state
+from torch import nn
+
+__all__ = ["LOAD_TYPES", "TransferError", "TransferReport", "read_state_dict", "load_pretrained"]
+
+LOAD_TYPES: dict[str, tuple[str, ...]] = {
+    "encoder": ("encoder.",),
+    "encoder+decoder": ("encoder.", "seg_decoder."),
+}
+
+
+class TransferError(ValueError):
+    """The checkpoint does not fit the network (message lists the keys)."""
+
+
+@dataclass
+class TransferReport:
+    """What ``load_pretrained`` did: tensors copied, and checkpoint tensors left out (other heads)."""
+
+    path: str
+    load_type: str
+    loaded: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        prefixes = ", ".join(p + "*" for p in LOAD_TYPES[self.load_type])
+        return (f"loaded {len(self.loaded)} tensors ({prefixes}) from {self.path}; "
+                f"ignored {len(self.ignored)} tensors of other heads")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A model state dict from a checkpoint file: a plain state dict, or one under ``model``, ``state_dict`` or
+    ``model_state_dict`` (as written by the bundles' best / last checkpoints); a DDP ``module.`` prefix is removed."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise TransferError(f"pretrained checkpoint not found: {path} (train the upstream bundle first, or set the "
+                            "path to its models/model.pt)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
+            state = state[key]
+            break
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TransferError(f"{path}: not a model state dict")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+def load_pretrained(network: nn.Module, path: str | Path, load_type: str = "encoder") -> TransferReport:
+    """Copy the ``load_type`` weights of the checkpoint at ``path`` into ``network`` (in place).
+
+    Raises:
+        TransferError: unknown load type, missing file, no matching tensors, or shape/key mismatches (listed).
+    """
+    if load_type not in LOAD_TYPES:
+        raise TransferError(f"unknown load type {load_type!r}; choose one of {list(LOAD_TYPES)}")
+    network = network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network
+    prefixes = LOAD_TYPES[load_type]
+    source = read_state_dict(path)
+    target = network.state_dict()
+    wanted = {k: v for k, v in target.items() if k.startswith(prefixes)}
+    if not wanted:
+        raise TransferError(f"the network has no {', '.join(prefixes)} weights to load for load type {load_type!r}")
+    offered = {k: v for k, v in source.items() if k.startswith(prefixes)}
+    problems = [f"{k}: not in the checkpoint" for k in wanted if k not in offered]
+    problems += [f"{k}: checkpoint {tuple(offered[k].shape)} vs network {tuple(v.shape)}"
+                 for k, v in wanted.items() if k in offered and offered[k].shape != v.shape]
+    problems += [f"{k}: in the checkpoint but not in the network" for k in offered if k not in wanted]
+    if problems:
+        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise TransferError(f"{path} does not fit the network for load type {load_type!r} "
+                            f"({len(problems)} problem(s); same encoder, stem stride and input channels?):\n  {shown}")
+    _, loaded, _ = copy_model_state(network, offered, inplace=True)
+    return TransferReport(str(path), load_type, loaded=list(loaded),
+                          ignored=[k for k in source if not k.startswith(prefixes)])

@@ -1,0 +1,159 @@
+"""SMART-Net downstream volume models: the upstream 2D encoder per slice plus a "3D operator".
+
+Both take a volume batch ``(B, C_in, H, W, D)`` (windowed, min-max scaled intensities in [0, 1]; H and W multiples
+of the encoder's output stride) and optional true depths ``(B,)`` when the batch is zero-padded along D. Slices are
+folded into the 2D batch and encoded ``chunk_size`` at a time (0 = all at once), so memory is bounded; the result
+does not depend on the chunk size (with batch norm in eval mode, as it is for frozen encoders and at inference).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+from torch import nn
+
+from .decoders import UNetDecoder
+from .encoders import ResNetEncoder
+from .freezing import EncoderFreezingMixin
+from .slice_folding import fold_slices, unfold_slices, valid_slice_mask
+from .volume_operators import OPERATORS, build_operator
+
+__all__ = ["OPERATORS", "SmartNetVolumeClassifier", "SmartNetVolumeSegmenter"]
+
+
+def _check_depths(volume: torch.Tensor, depths: Optional[torch.Tensor]) -> torch.Tensor:
+    if volume.dim() != 5:
+        raise ValueError("expected a volume batch (B, C, H, W, D), got " + str(volume.dim()) + " dimensions")
+    if depths is None:
+        return torch.full((volume.shape[0],), volume.shape[-1], dtype=torch.long, device=volume.device)
+    if depths.numel() != volume.shape[0] or int(depths.min()) < 1 or int(depths.max()) > volume.shape[-1]:
+        raise ValueError("depths must hold one value in [1, D] per volume; D = " + str(volume.shape[-1]))
+    return depths.to(device=volume.device, dtype=torch.long)
+
+
+class SmartNetVolumeClassifier(EncoderFreezingMixin, nn.Module):
+    """Volume-level ICH classifier (``Down_SMART_Net_CLS``).
+
+    Per slice: encoder -> global average pool (``F`` = 2048 for ResNet-50) -> 3D operator over the slice sequence
+    -> Linear(op, 512) -> ReLU -> Dropout(0.5) -> Linear(512, 1) = the volume's ICH logit ``(B, 1)``.
+
+    Args:
+        encoder: "resnet50" (reference), "resnet34" or "resnet18".
+        in_channels: input channels (HU windows).
+        stem_stride: 1 (reference) or 2 (standard stem).
+        operator: "lstm" (reference: bidirectional, packed), "gru", "transformer", "mean" or "max".
+        hidden: LSTM/GRU hidden size per direction, or the transformer width (512).
+        num_layers: recurrent or transformer layers (2).
+        num_heads: transformer attention heads (8).
+        fc_features: width of the layer before the logit (512).
+        dropout: dropout before the logit (0.5).
+        chunk_size: slices encoded per encoder call; 0 = all slices of the batch at once.
+
+    With the defaults the parameter count is 40,820,673, as in the original.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "resnet50",
+        in_channels: int = 1,
+        stem_stride: int = 1,
+        operator: str = "lstm",
+        hidden: int = 512,
+        num_layers: int = 2,
+        num_heads: int = 8,
+        fc_features: int = 512,
+        dropout: float = 0.5,
+        chunk_size: int = 0,
+    ) -> None:
+        super().__init__()
+        self.frozen_stages = []  # encoder stages kept frozen (see EncoderFreezingMixin)
+        self.encoder = ResNetEncoder(encoder, in_channels=in_channels, stem_stride=stem_stride)
+        self.output_stride = self.encoder.output_stride
+        self.chunk_size = int(chunk_size)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.operator = build_operator(operator, self.encoder.out_channels[-1], hidden, num_layers, num_heads)
+        self.fc = nn.Linear(self.operator.out_features, fc_features)
+        self.act = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(fc_features, 1)
+
+    def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.encoder(slices)[-1]), 1)
+
+    def slice_features(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(B, D, F)`` pooled encoder features of each slice (zeros at padded slices)."""
+        depths = _check_depths(volume, depths)
+        mask = valid_slice_mask(depths, volume.shape[0], volume.shape[-1], volume.device)
+        slices = fold_slices(volume, mask)
+        step = slices.shape[0] if self.chunk_size <= 0 else self.chunk_size
+        parts: List[torch.Tensor] = []
+        for start in range(0, slices.shape[0], step):
+            parts.append(self._encode_chunk(slices[start : start + step]))
+        return unfold_slices(torch.cat(parts, dim=0), mask)
+
+    def forward(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Volume ICH logits ``(B, 1)`` for ``volume`` ``(B, C_in, H, W, D)`` with true ``depths`` ``(B,)``."""
+        checked = _check_depths(volume, depths)
+        pooled = self.operator(self.slice_features(volume, checked), checked)
+        return self.head(self.dropout(self.act(self.fc(pooled))))
+
+
+class ConvBNReLU3d(nn.Sequential):
+    """Conv3d 3x3x3 (bias, as the reference) -> BatchNorm3d -> ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv3d(in_channels, out_channels, 3, padding=1), nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True)
+        )
+
+
+class SmartNetVolumeSegmenter(EncoderFreezingMixin, nn.Module):
+    """Volume-level ICH segmenter (``Down_SMART_Net_SEG``).
+
+    Per slice: encoder + U-Net seg decoder up to its 16-channel block -> stack along D -> ``(B, 16, H, W, D)`` ->
+    [Conv3d 16->16, BN, ReLU] x 2 -> Conv3d 16->1 = voxel logits ``(B, 1, H, W, D)``. Padded slices are held at
+    zero before every 3D convolution, exactly like the convolutions' own zero padding beyond D, so real slices get
+    the same logits with or without padding (batch norm in eval mode; logits at padded slices are meaningless).
+
+    Args:
+        encoder, in_channels, stem_stride, chunk_size: as ``SmartNetVolumeClassifier``.
+
+    With the defaults the parameter count is 32,529,302, as in the original (3D part: 14,353).
+    """
+
+    def __init__(self, encoder: str = "resnet50", in_channels: int = 1, stem_stride: int = 1, chunk_size: int = 0) -> None:
+        super().__init__()
+        self.frozen_stages = []  # encoder stages kept frozen (see EncoderFreezingMixin)
+        self.encoder = ResNetEncoder(encoder, in_channels=in_channels, stem_stride=stem_stride)
+        self.output_stride = self.encoder.output_stride
+        self.chunk_size = int(chunk_size)
+        self.seg_decoder = UNetDecoder(self.encoder.out_channels, stem_stride)
+        self.volume_head = nn.Sequential(ConvBNReLU3d(16, 16), ConvBNReLU3d(16, 16), nn.Conv3d(16, 1, 3, padding=1))
+        for m in self.seg_decoder.modules():  # the upstream decoder's initialisation, for training without transfer
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
+
+    def slice_features(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(B, 16, H, W, D)`` decoder features of each slice (zeros at padded slices)."""
+        depths = _check_depths(volume, depths)
+        mask = valid_slice_mask(depths, volume.shape[0], volume.shape[-1], volume.device)
+        slices = fold_slices(volume, mask)
+        step = slices.shape[0] if self.chunk_size <= 0 else self.chunk_size
+        parts: List[torch.Tensor] = []
+        for start in range(0, slices.shape[0], step):
+            parts.append(self.seg_decoder(self.encoder(slices[start : start + step])))
+        return unfold_slices(torch.cat(parts, dim=0), mask).permute(0, 2, 3, 4, 1)
+
+    def forward(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Voxel ICH logits ``(B, 1, H, W, D)`` for ``volume`` ``(B, C_in, H, W, D)`` with true ``depths``."""
+        checked = _check_depths(volume, depths)
+        real = valid_slice_mask(checked, volume.shape[0], volume.shape[-1], volume.device)
+        real = real[:, None, None, None, :].to(volume.dtype)
+        x = self.slice_features(volume, checked)
+        last = len(self.volume_head) - 1
+        for i, layer in enumerate(self.volume_head):
+            x = layer(x)
+            if i < last:
+                x = x * real  # padded slices stay zero, as the convolution's own zero padding beyond D
+        return x

@@ -1,0 +1,218 @@
+"""Downstream volume models: parameter counts, padding / chunking invariance, freezing, transfer, unfreezing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ignite.engine import Engine
+
+from smartnet.handlers import REFERENCE_UNFREEZE_SCHEDULE, GradualUnfreezing, scale_schedule
+from smartnet.losses import DiceBCELoss, VolumeDiceBCELoss
+from smartnet.networks import (
+    OPERATORS,
+    SmartNet2D,
+    SmartNetVolumeClassifier,
+    SmartNetVolumeSegmenter,
+    TransferError,
+    load_pretrained,
+)
+
+SMALL = {"encoder": "resnet18", "stem_stride": 2}
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_reference_parameter_counts():
+    assert count(SmartNetVolumeClassifier()) == 40_820_673
+    segmenter = SmartNetVolumeSegmenter()
+    assert count(segmenter) == 32_529_302
+    assert count(segmenter.volume_head) == 14_353
+
+
+@pytest.mark.parametrize("operator", OPERATORS)
+def test_classifier_ignores_padding_and_scripts(operator):
+    torch.manual_seed(0)
+    model = SmartNetVolumeClassifier(**SMALL, operator=operator, chunk_size=3).eval()
+    x = torch.rand(2, 1, 64, 64, 6)
+    with torch.no_grad():
+        padded = model(x, torch.tensor([4, 6]))
+        alone = torch.cat([model(x[:1, ..., :4]), model(x[1:])])
+        scripted = torch.jit.script(model)(x, torch.tensor([4, 6]))
+    assert padded.shape == (2, 1)
+    assert torch.allclose(padded, alone, atol=1e-5)
+    assert torch.allclose(scripted, padded, atol=1e-5)
+    if operator in ("lstm", "transformer"):  # the padding really is the part that is ignored
+        with torch.no_grad():
+            assert not torch.allclose(model(x, torch.tensor([6, 6]))[0], padded[0], atol=1e-4)
+
+
+def test_lstm_is_packed_as_the_reference():
+    """A 2-layer BiLSTM of hidden 512 on 2048-d slice features, [backward, forward] final states, 1024 -> 512 -> 1."""
+    model = SmartNetVolumeClassifier()
+    rnn = model.operator.rnn
+    assert (rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.bidirectional) == (2048, 512, 2, True)
+    assert (model.fc.in_features, model.fc.out_features, model.head.in_features) == (1024, 512, 512)
+
+
+@pytest.mark.parametrize("model_class", [SmartNetVolumeClassifier, SmartNetVolumeSegmenter])
+def test_chunked_encoding_equals_unchunked(model_class):
+    torch.manual_seed(0)
+    model = model_class(**SMALL).eval()
+    x = torch.rand(2, 1, 64, 64, 5)
+    depths = torch.tensor([5, 3])
+    outs = []
+    for chunk in (0, 1, 3, 100):
+        model.chunk_size = chunk
+        with torch.no_grad():
+            outs.append(model(x, depths))
+    for out in outs[1:]:
+        assert torch.allclose(out, outs[0], atol=1e-5)
+
+
+def test_segmenter_real_slices_do_not_see_padding():
+    torch.manual_seed(0)
+    model = SmartNetVolumeSegmenter(**SMALL).eval()
+    x = torch.rand(2, 1, 64, 64, 6)
+    with torch.no_grad():
+        padded = model(x, torch.tensor([4, 6]))
+        alone = model(x[:1, ..., :4])
+        scripted = torch.jit.script(model)(x, torch.tensor([4, 6]))
+    assert padded.shape == (2, 1, 64, 64, 6)
+    assert torch.allclose(padded[:1, ..., :4], alone, atol=1e-5)
+    assert torch.allclose(scripted, padded, atol=1e-5)
+
+
+def test_bad_depths_are_refused():
+    model = SmartNetVolumeClassifier(**SMALL, operator="mean").eval()
+    with pytest.raises(ValueError, match="depths"):
+        model(torch.rand(2, 1, 32, 32, 4), torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match="volume batch"):
+        model(torch.rand(1, 32, 32, 4))
+
+
+def _bn_stats(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([m.running_mean.clone() for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+
+
+def test_frozen_encoder_keeps_batch_norm_statistics():
+    model = SmartNetVolumeClassifier(**SMALL, operator="mean")
+    model.freeze_encoder()
+    model.train()  # engines call this every iteration
+    before = _bn_stats(model.encoder)
+    model(torch.rand(2, 1, 64, 64, 3)).sum().backward()
+    assert torch.equal(_bn_stats(model.encoder), before)
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert model.fc.weight.grad is not None
+    model.unfreeze_encoder(["layer4"])
+    model.train()
+    assert model.encoder.layer4.training and not model.encoder.layer3.training and not model.encoder.bn1.training
+    assert all(p.requires_grad for p in model.encoder.layer4.parameters())
+    assert not any(p.requires_grad for p in model.encoder.layer3.parameters())
+
+
+def test_gradual_unfreezing_follows_the_schedule():
+    model = SmartNetVolumeSegmenter(**SMALL)
+    schedule = {"layer4": 2, "layer3": 3, "layer2": 3, "layer1": 4, "stem": 5}  # 0-based epochs
+    seen: dict[int, tuple] = {}
+
+    def step(engine, batch):
+        model.train()
+        stages = ("conv1", "layer1", "layer2", "layer3", "layer4")
+        seen[engine.state.epoch - 1] = tuple(
+            next(getattr(model.encoder, s).parameters()).requires_grad for s in stages
+        ) + (model.encoder.bn1.training, model.seg_decoder.training)
+
+    engine = Engine(step)
+    GradualUnfreezing(model, schedule).attach(engine)
+    engine.run([0], max_epochs=6)
+    #            conv1  layer1 layer2 layer3 layer4 bn1-train decoder-train
+    assert seen[0] == (False, False, False, False, False, False, True)
+    assert seen[1] == seen[0]
+    assert seen[2] == (False, False, False, False, True, False, True)
+    assert seen[3] == (False, False, True, True, True, False, True)
+    assert seen[4] == (False, True, True, True, True, False, True)
+    assert seen[5] == (True, True, True, True, True, True, True)
+
+
+def test_unfreezing_off_keeps_encoder_frozen_and_schedule_scales():
+    model = SmartNetVolumeClassifier(**SMALL, operator="mean")
+    engine = Engine(lambda e, b: None)
+    GradualUnfreezing(model, REFERENCE_UNFREEZE_SCHEDULE, enabled=False).attach(engine)
+    engine.run([0], max_epochs=3)
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert scale_schedule(REFERENCE_UNFREEZE_SCHEDULE, 500) == REFERENCE_UNFREEZE_SCHEDULE
+    assert scale_schedule(REFERENCE_UNFREEZE_SCHEDULE, 50) == {"layer4": 10, "layer3": 11, "layer2": 12,
+                                                                "layer1": 13, "stem": 14}
+    with pytest.raises(ValueError, match="unknown encoder stage"):
+        GradualUnfreezing(model, {"layer5": 1})
+
+
+@pytest.fixture(scope="module")
+def upstream_checkpoint(tmp_path_factory):
+    torch.manual_seed(1)
+    upstream = SmartNet2D(**SMALL)
+    path = tmp_path_factory.mktemp("upstream") / "model.pt"
+    torch.save(upstream.state_dict(), path)
+    return upstream, path
+
+
+def test_transfer_encoder_loads_exactly_the_encoder(upstream_checkpoint):
+    upstream, path = upstream_checkpoint
+    model = SmartNetVolumeSegmenter(**SMALL)
+    decoder_before = {k: v.clone() for k, v in model.seg_decoder.state_dict().items()}
+    report = load_pretrained(model, path, "encoder")
+    encoder_keys = {f"encoder.{k}" for k in upstream.encoder.state_dict()}
+    assert set(report.loaded) == encoder_keys
+    assert all(k.startswith(("cls_head.", "seg_decoder.", "seg_head.", "rec_decoder.", "rec_head."))
+               for k in report.ignored)
+    for key, value in model.encoder.state_dict().items():
+        assert torch.equal(value, upstream.encoder.state_dict()[key])
+    for key, value in model.seg_decoder.state_dict().items():
+        assert torch.equal(value, decoder_before[key])  # untouched
+
+
+def test_transfer_encoder_and_decoder(upstream_checkpoint, tmp_path):
+    upstream, path = upstream_checkpoint
+    model = SmartNetVolumeSegmenter(**SMALL)
+    wrapped = tmp_path / "last.pt"  # the training-state format: {"model": ..., "optimizer": ...}
+    torch.save({"model": {f"module.{k}": v for k, v in upstream.state_dict().items()}, "optimizer": {}}, wrapped)
+    report = load_pretrained(model, wrapped, "encoder+decoder")
+    expected = {f"encoder.{k}" for k in upstream.encoder.state_dict()}
+    expected |= {f"seg_decoder.{k}" for k in upstream.seg_decoder.state_dict()}
+    assert set(report.loaded) == expected
+    for key, value in model.seg_decoder.state_dict().items():
+        assert torch.equal(value, upstream.seg_decoder.state_dict()[key])
+    assert "loaded" in report.summary()
+
+
+def test_transfer_errors_list_the_keys(upstream_checkpoint, tmp_path):
+    _, path = upstream_checkpoint
+    with pytest.raises(TransferError) as err:
+        load_pretrained(SmartNetVolumeClassifier(encoder="resnet34", stem_stride=2), path, "encoder")
+    assert "encoder.layer1.2.conv1.weight: not in the checkpoint" in str(err.value)
+    with pytest.raises(TransferError, match=r"encoder.conv1.weight: checkpoint \(64, 1, 7, 7\) vs network"):
+        load_pretrained(SmartNetVolumeClassifier(**SMALL, in_channels=3), path, "encoder")
+    no_decoder = tmp_path / "cls_only.pt"
+    torch.save(SmartNet2D(tasks=["cls"], **SMALL).state_dict(), no_decoder)
+    with pytest.raises(TransferError, match="seg_decoder.*not in the checkpoint"):
+        load_pretrained(SmartNetVolumeSegmenter(**SMALL), no_decoder, "encoder+decoder")
+    with pytest.raises(TransferError, match="not found"):
+        load_pretrained(SmartNetVolumeSegmenter(**SMALL), tmp_path / "missing.pt")
+    with pytest.raises(TransferError, match="unknown load type"):
+        load_pretrained(SmartNetVolumeSegmenter(**SMALL), path, "full")
+
+
+def test_volume_loss_ignores_padded_slices():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 1, 8, 8, 3)
+    target = (torch.rand(1, 1, 8, 8, 3) > 0.7).float()
+    plain = DiceBCELoss()(logits, target)
+    pad_logits = torch.cat([logits, torch.full((1, 1, 8, 8, 2), 5.0)], dim=-1)  # confident false positives
+    pad_target = torch.cat([target, torch.zeros(1, 1, 8, 8, 2)], dim=-1)
+    real = torch.cat([torch.ones(1, 1, 8, 8, 3), torch.zeros(1, 1, 8, 8, 2)], dim=-1)
+    masked = VolumeDiceBCELoss()(pad_logits, torch.cat([pad_target, real], dim=1))
+    assert masked.item() == pytest.approx(plain.item(), abs=1e-5)
+    unmasked = DiceBCELoss()(pad_logits, pad_target)
+    assert unmasked.item() > plain.item() + 0.5
