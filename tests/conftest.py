@@ -52,3 +52,27 @@ def run_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_root: P
     if check and result.returncode != 0:
         raise AssertionError(f"bundle run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+DOWN_CLS = BUNDLES / "smartnet_down_cls"
+DOWN_SEG = BUNDLES / "smartnet_down_seg"
+
+TINY_DOWN_OVERRIDES = {
+    "encoder": "resnet18",
+    "stem_stride": 2,
+    "image_size": 32,
+    "num_workers": 0,
+    "batch_size": 2,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles_root(tiny_dataset, tmp_path_factory) -> Path:
+    """A folder laid out like ``bundles/``: ``smartnet_upstream/models/model.pt`` from one epoch of tiny training,
+    so the downstream bundles' default ``pretrained_path`` (``../smartnet_upstream/models/model.pt``) resolves for
+    sibling bundle roots ``<root>/smartnet_down_cls`` and ``<root>/smartnet_down_seg``."""
+    root = tmp_path_factory.mktemp("bundles_root")
+    run_bundle(UPSTREAM, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1, "val_interval": 1,
+                                          **TINY_OVERRIDES}, bundle_root=root / "smartnet_upstream")
+    assert (root / "smartnet_upstream" / "models" / "model.pt").is_file()
+    return root

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import torch
+from monai.data import MetaTensor
 
 __all__ = ["prepare_multitask_batch", "prepare_volume_cls_batch", "prepare_volume_seg_batch"]
 
@@ -23,6 +24,11 @@ def prepare_multitask_batch(
     image = batchdata["image"].to(device=device, non_blocking=non_blocking, **kwargs)
     label = batchdata["label"].to(device=device, non_blocking=non_blocking, **kwargs)
     return image, torch.cat([label.to(image.dtype), image], dim=1)
+
+
+def _plain(x: torch.Tensor) -> torch.Tensor:
+    """The tensor without MONAI metadata (targets are sliced by the losses, which batched metadata cannot follow)."""
+    return x.as_tensor() if isinstance(x, MetaTensor) else x
 
 
 def _depths(batchdata: Mapping[str, Any], image: torch.Tensor) -> torch.Tensor:
@@ -67,7 +73,7 @@ def prepare_volume_seg_batch(
     label = batchdata.get("label")
     if label is None:
         return image, None, (depths,), {}
-    label = label.to(device=device, non_blocking=non_blocking, dtype=image.dtype)
+    label = _plain(label).to(device=device, non_blocking=non_blocking, dtype=image.dtype)
     real = torch.arange(image.shape[-1], device=image.device)[None, :] < depths.to(image.device)[:, None]
     real = real[:, None, None, None, :].expand_as(label).to(image.dtype)
     return image, torch.cat([label, real], dim=1), (depths,), {}

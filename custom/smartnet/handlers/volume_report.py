@@ -12,6 +12,7 @@
 probability and decision (classifier) or the lesion volume in mL of the written mask (segmenter, measured in the
 original image geometry).
 
+Under torch.distributed (multi-GPU evaluation) the rows of all ranks are gathered and rank 0 writes the files.
 Both read the engine's decollated ``batch`` (``case_id``, ``image`` with its affine, ``depth``) and postprocessed
 ``output`` (``pred``: a probability for the classifier, a binary mask for the segmenter; ``label``).
 """
@@ -41,17 +42,41 @@ def voxel_volume_ml(affine: Any) -> float:
     return float(abs(torch.linalg.det(matrix))) / 1000.0
 
 
-def _affine_of(item: dict, output: dict) -> Any:
-    for source in (output.get("pred"), item.get("image")):
+def _affine_of(item: dict, output: dict, first: str = "image") -> Any:
+    """The affine of the evaluated ``image`` (evaluation) or of the ``pred`` inverted to the input (inference)."""
+    sources = (item.get("image"), output.get("pred")) if first == "image" else (output.get("pred"), item.get("image"))
+    for source in sources:
         affine = getattr(source, "affine", None)
         if affine is not None:
             return affine
     raise ValueError("no affine on the prediction or the image: cannot convert voxels to mL")
 
 
+def _source_path(item: dict) -> str:
+    meta = getattr(item.get("image"), "meta", None) or {}
+    return str(meta.get("filename_or_obj", item.get("image_path", "")))
+
+
 def _crop_depth(x: torch.Tensor, item: dict) -> torch.Tensor:
     depth = item.get("depth")
     return x if depth is None else x[..., : int(torch.as_tensor(depth))]
+
+
+def _gather(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """All ranks' rows on rank 0 (``None`` on other ranks) under torch.distributed; the rows as they are otherwise."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return rows
+    gathered: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, rows)
+    if torch.distributed.get_rank() > 0:
+        return None
+    merged, seen = [], set()
+    for part in gathered:
+        for row in part:
+            if row["case_id"] not in seen:  # a DistributedSampler may repeat a case to even out the ranks
+                seen.add(row["case_id"])
+                merged.append(row)
+    return merged
 
 
 def _check_task(task: str) -> str:
@@ -109,6 +134,10 @@ class VolumeEvaluationReport:
             self.rows.append(row)
 
     def _write(self, engine: Engine) -> None:
+        rows = _gather(self.rows)
+        if rows is None:
+            return
+        self.rows = rows
         self.output_dir.mkdir(parents=True, exist_ok=True)
         labels = np.array([r["label"] for r in self.rows], dtype=bool)
         metrics: dict[str, Any] = {}
@@ -158,14 +187,14 @@ class VolumePredictionWriter:
 
     def _collect(self, engine: Engine) -> None:
         for item, output in zip(engine.state.batch, engine.state.output):
-            row: dict[str, Any] = {"case_id": str(item.get("case_id", "?")), "image": str(item.get("image_path", ""))}
+            row: dict[str, Any] = {"case_id": str(item.get("case_id", "?")), "image": _source_path(item)}
             if self.task == "cls":
                 prob = float(torch.as_tensor(output["pred"]).float().flatten()[0])
                 row.update(probability=prob, decision=int(prob >= self.threshold))
             else:
                 pred = torch.as_tensor(output["pred"]) > 0.5
                 voxels = int(pred.sum())
-                row.update(lesion_voxels=voxels, lesion_ml=voxels * voxel_volume_ml(_affine_of(item, output)),
+                row.update(lesion_voxels=voxels, lesion_ml=voxels * voxel_volume_ml(_affine_of(item, output, first="pred")),
                            decision=int(voxels > 0))
             self.rows.append(row)
             self.logger.info(", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))

@@ -22,6 +22,12 @@ from .volume_operators import OPERATORS, build_operator
 __all__ = ["OPERATORS", "SmartNetVolumeClassifier", "SmartNetVolumeSegmenter"]
 
 
+@torch.jit.unused
+def _plain_tensor(x: torch.Tensor) -> torch.Tensor:
+    """Drop MONAI MetaTensor metadata (batched metadata cannot follow the folding of slices into the batch)."""
+    return x.as_tensor() if hasattr(x, "as_tensor") else x
+
+
 def _check_depths(volume: torch.Tensor, depths: Optional[torch.Tensor]) -> torch.Tensor:
     if volume.dim() != 5:
         raise ValueError("expected a volume batch (B, C, H, W, D), got " + str(volume.dim()) + " dimensions")
@@ -94,6 +100,8 @@ class SmartNetVolumeClassifier(EncoderFreezingMixin, nn.Module):
 
     def forward(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Volume ICH logits ``(B, 1)`` for ``volume`` ``(B, C_in, H, W, D)`` with true ``depths`` ``(B,)``."""
+        if not torch.jit.is_scripting():
+            volume = _plain_tensor(volume)
         checked = _check_depths(volume, depths)
         pooled = self.operator(self.slice_features(volume, checked), checked)
         return self.head(self.dropout(self.act(self.fc(pooled))))
@@ -147,6 +155,8 @@ class SmartNetVolumeSegmenter(EncoderFreezingMixin, nn.Module):
 
     def forward(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Voxel ICH logits ``(B, 1, H, W, D)`` for ``volume`` ``(B, C_in, H, W, D)`` with true ``depths``."""
+        if not torch.jit.is_scripting():
+            volume = _plain_tensor(volume)
         checked = _check_depths(volume, depths)
         real = valid_slice_mask(checked, volume.shape[0], volume.shape[-1], volume.device)
         real = real[:, None, None, None, :].to(volume.dtype)

@@ -1,0 +1,205 @@
+"""The smartnet_down_cls and smartnet_down_seg bundles through `python -m monai.bundle run`: conformance, transfer
+from the upstream bundle, frozen-encoder training, resume, evaluation, inference in the input geometry."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+
+from conftest import DOWN_CLS, DOWN_SEG, REPO, TINY_DOWN_OVERRIDES, UPSTREAM, run_bundle
+
+BUNDLES = {"cls": DOWN_CLS, "seg": DOWN_SEG}
+
+
+@pytest.mark.parametrize("kind", ["cls", "seg"])
+def test_bundle_files_and_metadata(kind):
+    bundle = BUNDLES[kind]
+    for rel in ["LICENSE", "docs/README.md", "configs/metadata.json", "configs/train.json", "configs/evaluate.json",
+                "configs/inference.json", "configs/logging.conf", "configs/demo.json",
+                "configs/multi_gpu_train.json", "configs/multi_gpu_evaluate.json"]:
+        assert (bundle / rel).is_file(), rel
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    jsonschema.validate(meta, json.loads((REPO / "schemas" / "meta_schema.json").read_text()))
+    assert meta["version"] in meta["changelog"]
+    assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 1
+
+
+@pytest.mark.parametrize("kind", ["cls", "seg"])
+@pytest.mark.parametrize(
+    "configs, workflow_type",
+    [(["train.json"], "train"), (["train.json", "evaluate.json"], "train"), (["inference.json"], "infer")],
+)
+def test_check_properties_is_empty(kind, configs, workflow_type, tiny_dataset, tmp_path):
+    configs_dir = BUNDLES[kind] / "configs"
+    workflow = ConfigWorkflow(
+        config_file=[str(configs_dir / c) for c in configs],
+        meta_file=str(configs_dir / "metadata.json"),
+        logging_file=str(configs_dir / "logging.conf"),
+        workflow_type=workflow_type,
+        bundle_root=str(tmp_path),
+        dataset_dir=str(tiny_dataset),
+        **TINY_DOWN_OVERRIDES,
+    )
+    workflow.initialize()
+    assert not workflow.check_properties()
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tiny_bundles_root) -> dict[str, Path]:
+    """Both downstream bundles trained 2 epochs from the tiny upstream checkpoint (logs kept in ``train.log``)."""
+    roots = {}
+    for kind, bundle in BUNDLES.items():
+        root = tiny_bundles_root / bundle.name
+        result = run_bundle(bundle, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 2, "val_interval": 1,
+                                                     **TINY_DOWN_OVERRIDES}, bundle_root=root)
+        (root / "train.log").write_text(result.stdout + result.stderr)
+        roots[kind] = root
+    return roots
+
+
+@pytest.mark.parametrize("kind, loaded", [("cls", "encoder.*"), ("seg", "encoder.*, seg_decoder.*")])
+def test_training_transfers_upstream_weights_and_checkpoints(kind, loaded, trained):
+    root = trained[kind]
+    log = (root / "train.log").read_text()
+    assert f"({loaded}) from" in log and "smartnet_upstream/models/model.pt" in log
+    assert "encoder stages training" in log
+    assert (root / "models" / "model.pt").is_file()
+    state = torch.load(root / "models" / "last.pt", weights_only=True)
+    assert {"model", "optimizer", "lr_scheduler", "trainer"} <= set(state)
+    assert state["trainer"]["iteration"] == 2 * state["trainer"]["epoch_length"]
+
+
+@pytest.mark.parametrize("kind", ["cls", "seg"])
+def test_frozen_encoder_is_untouched_batch_norm_included(kind, tiny_dataset, tiny_bundles_root, tmp_path):
+    """With gradual unfreezing off the encoder stays frozen: every encoder tensor, BN running statistics included,
+    equals the upstream checkpoint after training, while the rest of the network trained."""
+    root = tmp_path / BUNDLES[kind].name
+    pretrained = tiny_bundles_root / "smartnet_upstream" / "models" / "model.pt"
+    run_bundle(BUNDLES[kind], ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 2, "val_interval": 1,
+                                               "gradual_unfreeze": False, "pretrained_path": pretrained,
+                                               "learning_rate": 1e-3, **TINY_DOWN_OVERRIDES}, bundle_root=root)
+    upstream = torch.load(pretrained, weights_only=True)
+    trained_state = torch.load(root / "models" / "last.pt", weights_only=True)["model"]
+    encoder_keys = [k for k in trained_state if k.startswith("encoder.")]
+    assert any("running_mean" in k for k in encoder_keys)
+    for key in encoder_keys:
+        assert torch.equal(trained_state[key], upstream[key]), key
+    head = "fc.weight" if kind == "cls" else "volume_head.2.weight"
+    fresh = torch.load(root / "models" / "interval_checkpoint_epoch=2.pt", weights_only=True)["model"][head]
+    assert torch.equal(fresh, trained_state[head])
+
+
+def test_resume_continues(trained, tiny_dataset, tmp_path):
+    root = tmp_path / "resumed"
+    shutil.copytree(trained["cls"] / "models", root / "models")
+    result = run_bundle(DOWN_CLS, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 3, "val_interval": 1,
+                                                   "resume": True, "load_pretrained": False,
+                                                   **TINY_DOWN_OVERRIDES}, bundle_root=root)
+    assert "Epoch: 1/3" not in result.stdout and "Epoch: 3/3" in result.stdout
+    trainer = torch.load(root / "models" / "last.pt", weights_only=True)["trainer"]
+    assert trainer["iteration"] == 3 * trainer["epoch_length"]
+
+
+def _test_cases(dataset: Path) -> dict[str, Path]:
+    return {p.name.replace("_img.nii.gz", ""): p for p in sorted((dataset / "test").glob("*_img.nii.gz"))}
+
+
+def test_classifier_evaluate_and_infer(trained, tiny_dataset):
+    root = trained["cls"]
+    run_bundle(DOWN_CLS, ["train.json", "evaluate.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES},
+               bundle_root=root)
+    results = json.loads((root / "eval" / "evaluation" / "metrics.json").read_text())
+    assert {"auroc", "f1", "accuracy", "sensitivity", "specificity"} <= set(results["metrics"])
+    cases = _test_cases(tiny_dataset)
+    rows = list(csv.DictReader(open(root / "eval" / "evaluation" / "per_case.csv")))
+    assert sorted(r["case_id"] for r in rows) == sorted(cases)
+    for row in rows:
+        truth = np.asarray(nib.load(tiny_dataset / "test" / f"{row['case_id']}_mask.nii.gz").dataobj)
+        assert int(row["label"]) == int(truth.any())
+    evaluated = {r["case_id"]: float(r["probability"]) for r in rows}
+
+    run_bundle(DOWN_CLS, ["inference.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES}, bundle_root=root)
+    out = root / "eval" / "inference"
+    predictions = json.loads((out / "predictions.json").read_text())["volumes"]
+    assert sorted(p["case_id"] for p in predictions) == sorted(cases)
+    for p in predictions:  # no masks needed, same probabilities as the evaluation
+        assert p["probability"] == pytest.approx(evaluated[p["case_id"]], abs=1e-4)
+        assert p["decision"] == int(p["probability"] >= 0.5)
+    assert len(list(csv.DictReader(open(out / "predictions.csv")))) == len(cases)
+
+
+def test_segmenter_evaluate_and_infer_in_input_geometry(trained, tiny_dataset):
+    root = trained["seg"]
+    run_bundle(DOWN_SEG, ["train.json", "evaluate.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES},
+               bundle_root=root)
+    results = json.loads((root / "eval" / "evaluation" / "metrics.json").read_text())
+    assert {"dice_mean", "false_positive_ml_mean", "false_positive_ml_mean_normal"} <= set(results["metrics"])
+    rows = list(csv.DictReader(open(root / "eval" / "evaluation" / "per_case.csv")))
+    for row in rows:
+        truth = nib.load(tiny_dataset / "test" / f"{row['case_id']}_mask.nii.gz")
+        voxel_ml = abs(np.linalg.det(truth.affine[:3, :3])) / 1000
+        # the evaluated image is resized in-plane, so the true lesion volume in mL is preserved only approximately
+        assert float(row["true_ml"]) == pytest.approx(np.asarray(truth.dataobj).sum() * voxel_ml, rel=0.35, abs=0.5)
+        assert float(row["false_positive_ml"]) <= float(row["predicted_ml"]) + 1e-9
+
+    run_bundle(DOWN_SEG, ["inference.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES}, bundle_root=root)
+    out = root / "eval" / "inference"
+    predictions = {p["case_id"]: p for p in json.loads((out / "predictions.json").read_text())["volumes"]}
+    for case, image_path in _test_cases(tiny_dataset).items():
+        source = nib.load(image_path)
+        seg = nib.load(out / f"{case}_img_seg.nii.gz")
+        assert seg.shape == source.shape
+        assert np.allclose(seg.affine, source.affine, atol=1e-4)
+        mask = np.asarray(seg.dataobj)
+        assert set(np.unique(mask)) <= {0, 1}
+        voxel_ml = abs(np.linalg.det(source.affine[:3, :3])) / 1000
+        assert predictions[case]["lesion_ml"] == pytest.approx(mask.sum() * voxel_ml, rel=1e-6)
+
+
+def test_missing_upstream_checkpoint_is_a_clear_error(tiny_dataset, tmp_path):
+    result = run_bundle(DOWN_SEG, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1,
+                                                   "pretrained_path": tmp_path / "nope.pt", **TINY_DOWN_OVERRIDES},
+                        bundle_root=tmp_path / "root", check=False)
+    assert result.returncode == 2
+    assert "pretrained checkpoint not found" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_mismatched_upstream_checkpoint_lists_keys(tiny_dataset, tiny_bundles_root, tmp_path):
+    pretrained = tiny_bundles_root / "smartnet_upstream" / "models" / "model.pt"
+    result = run_bundle(DOWN_CLS, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1,
+                                                   "pretrained_path": pretrained,
+                                                   **{**TINY_DOWN_OVERRIDES, "encoder": "resnet34"}},
+                        bundle_root=tmp_path / "root", check=False)
+    assert result.returncode == 2
+    assert "does not fit the network" in result.stdout + result.stderr
+    assert "encoder.layer1.2.conv1.weight: not in the checkpoint" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("kind", ["cls", "seg"])
+def test_torchscript_export(kind, trained, tmp_path):
+    configs = BUNDLES[kind] / "configs"
+    target = tmp_path / "model.ts"
+    cmd = [sys.executable, "-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", str(target),
+           "--ckpt_file", str(trained[kind] / "models" / "model.pt"), "--meta_file", str(configs / "metadata.json"),
+           "--config_file", str(configs / "inference.json"), "--bundle_root", str(trained[kind])]
+    for key, value in TINY_DOWN_OVERRIDES.items():
+        if key in ("encoder", "stem_stride"):
+            cmd += [f"--{key}", str(value)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scripted = torch.jit.load(str(target))
+    with torch.no_grad():
+        out = scripted(torch.rand(1, 1, 32, 32, 5))
+    assert out.shape == ((1, 1) if kind == "cls" else (1, 1, 32, 32, 5))
