@@ -2,7 +2,7 @@
 
 Typical usage::
 
-    smartnet demo                                   # demo data -> upstream train, evaluate, infer; prints a summary
+    smartnet demo                                   # demo data -> upstream, down_cls, down_seg: train, evaluate, infer
     smartnet demo-data ~/smartnet_data/demo         # write the synthetic demo dataset and its datalist
     smartnet datalist /data/ich                     # datalist.json from <root>/{train,valid,test}/
     smartnet validate /data/ich/datalist.json       # check every file; all problems at once, exit 1 on any
@@ -104,55 +104,89 @@ def _bundle_run(bundle: Path, configs: list[str], overrides: dict) -> None:
         _fail(f"bundle run failed with exit code {result.returncode} (see the log above)", result.returncode)
 
 
+STAGES = ("upstream", "cls", "seg")
+
+_SHOWN = {
+    "upstream": ["slice_auroc", "slice_sensitivity", "slice_specificity", "dice", "rec_mae", "volume_auroc"],
+    "cls": ["auroc", "sensitivity", "specificity", "accuracy", "f1"],
+    "seg": ["dice_mean", "dice_median", "false_positive_ml_mean_normal"],
+}
+_BUNDLE_OF = {"upstream": "smartnet_upstream", "cls": "smartnet_down_cls", "seg": "smartnet_down_seg"}
+_TITLE = {"upstream": "upstream (slices)", "cls": "down_cls (volumes)", "seg": "down_seg (volumes)"}
+
+
+def _run_stage(bundle: Path, data: Path, epochs: int | None) -> dict:
+    """Train (demo profile), evaluate on the test split and infer on the test images with one bundle."""
+    overrides: dict = {"dataset_dir": str(data)}
+    train = dict(overrides, **({"epochs": epochs} if epochs is not None else {}))
+    _bundle_run(bundle, ["train.json", "demo.json"], train)
+    _bundle_run(bundle, ["train.json", "demo.json", "evaluate.json"], overrides)
+    _bundle_run(bundle, ["inference.json", "demo.json"], overrides)
+    return json.loads((bundle / "eval" / "evaluation" / "metrics.json").read_text())["metrics"]
+
+
 def demo(
     data_dir: str = DEFAULT_DATA_DIR,
     bundles_dir: str | None = None,
+    stages: str | tuple = STAGES,
     size: int = 256,
     epochs: int | None = None,
     regenerate: bool = False,
 ) -> dict:
-    """The main job on built-in demo data: generate it, then train, evaluate and infer the upstream bundle.
+    """The main job on built-in demo data: the whole SMART-Net chain, ending with the test metrics and output paths.
 
-    Writes 56 synthetic volumes (40 train / 8 valid / 8 test) unless they exist, and uses the bundle's demo profile
-    (``configs/demo.json``: ResNet-18, stride-2 stem, 96 px, 10 epochs) so it fits in a few CPU minutes. Ends with
-    the test metrics and where every output is.
+    Writes 56 synthetic volumes (40 train / 8 valid / 8 test) unless they exist, then for each stage trains with the
+    bundle's CPU demo profile (``configs/demo.json``: ResNet-18, stride-2 stem, 96 px, a few epochs), evaluates on
+    the held-out test split and runs inference on its images: the upstream multi-task model, then the volume
+    classifier and the volume segmenter, both starting from the upstream weights just trained.
 
     Args:
         data_dir: where the demo data is (generated there unless it exists already).
-        bundles_dir: the folder holding ``smartnet_upstream`` (default: this repository's ``bundles/``).
+        bundles_dir: the folder holding the three bundles (default: this repository's ``bundles/``).
+        stages: comma-separated subset of ``upstream,cls,seg`` (the downstream stages need an upstream
+            ``models/model.pt``).
         size: in-plane matrix of generated volumes (256 keeps generation quick; 512 is the realistic default of
             ``smartnet demo-data``).
-        epochs: override the demo profile's number of epochs.
+        epochs: override every demo profile's number of epochs.
         regenerate: write the demo data again even if it exists.
     """
     start = time.time()
-    bundle = Path(bundles_dir).expanduser() / "smartnet_upstream" if bundles_dir else REPO_BUNDLES / "smartnet_upstream"
-    if not (bundle / "configs" / "train.json").is_file():
-        _fail(f"no bundle at {bundle}; pass --bundles_dir <folder holding smartnet_upstream>")
+    chosen = [s.strip() for s in stages.split(",")] if isinstance(stages, str) else list(stages)
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown or not chosen:
+        _fail(f"unknown stage(s) {unknown}; choose from {','.join(STAGES)}")
+    root = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
+    bundles = {stage: root / _BUNDLE_OF[stage] for stage in chosen}
+    missing = [str(b) for b in bundles.values() if not (b / "configs" / "train.json").is_file()]
+    if missing:
+        _fail(f"no bundle at {', '.join(missing)}; pass --bundles_dir <folder holding the smartnet_* bundles>")
+    upstream_weights = root / _BUNDLE_OF["upstream"] / "models" / "model.pt"
+    if "upstream" not in chosen and not upstream_weights.is_file():
+        _fail(f"{upstream_weights} does not exist: run the upstream stage first (--stages upstream,cls,seg)")
     data = Path(data_dir).expanduser()
     if regenerate or not (data / "datalist.json").is_file():
         demo_data(str(data), n_train=40, n_valid=8, n_test=8, size=size)
     else:
         print(f"using the demo data in {data} (pass --regenerate to write it again)")
-    overrides: dict = {"dataset_dir": str(data)}
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    _bundle_run(bundle, ["train.json", "demo.json"], overrides)
-    _bundle_run(bundle, ["train.json", "demo.json", "evaluate.json"], {"dataset_dir": str(data)})
-    _bundle_run(bundle, ["inference.json", "demo.json"], {"dataset_dir": str(data)})
 
-    results = json.loads((bundle / "eval" / "evaluation" / "metrics.json").read_text())["metrics"]
-    shown = ["slice_auroc", "slice_sensitivity", "slice_specificity", "slice_f1", "dice", "rec_mae", "volume_auroc"]
-    print(f"\nSMART-Net upstream demo finished in {time.time() - start:.0f} s. Test set (synthetic, held out):")
-    for key in shown:
-        if key in results:
-            print(f"  {key:<18} {results[key]:.3f}")
-    print("Outputs:")
-    print(f"  weights            {bundle / 'models' / 'model.pt'} (best slice AUROC), last.pt (training state)")
-    print(f"  evaluation         {bundle / 'eval' / 'evaluation'} (metrics.json, per_case.csv, slice_predictions.csv)")
-    print(f"  inference          {bundle / 'eval' / 'inference'} (*_seg.nii.gz, slice_probabilities.csv)")
-    print(f"  TensorBoard        tensorboard --logdir {bundle / 'eval'}")
-    return {k: results[k] for k in shown if k in results}
+    results, timings = {}, {}
+    for stage in STAGES:
+        if stage in chosen:
+            began = time.time()
+            results[stage] = _run_stage(bundles[stage], data, epochs)
+            timings[stage] = time.time() - began
+
+    print(f"\nSMART-Net demo finished in {time.time() - start:.0f} s. Held-out synthetic test set:")
+    for stage, metrics in results.items():
+        print(f"  {_TITLE[stage]} ({timings[stage]:.0f} s)")
+        for key in _SHOWN[stage]:
+            if key in metrics:
+                print(f"    {key:<30} {metrics[key]:.3f}")
+    print("Outputs (per bundle: models/model.pt best weights, models/last.pt training state):")
+    for stage, bundle in bundles.items():
+        print(f"  {_TITLE[stage]:<20} {bundle / 'eval' / 'evaluation'}  |  {bundle / 'eval' / 'inference'}")
+    print(f"  TensorBoard          tensorboard --logdir {root}")
+    return {stage: {k: metrics[k] for k in _SHOWN[stage] if k in metrics} for stage, metrics in results.items()}
 
 
 def main() -> None:
