@@ -48,7 +48,9 @@ def run_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_root: P
     cmd += ["--bundle_root", str(bundle_root or bundle)]
     for key, value in overrides.items():
         cmd += [f"--{key}", str(value)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # progress bars print block characters; CI may run in a C locale
+    result = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=env,
+                            timeout=1200)
     if check and result.returncode != 0:
         raise AssertionError(f"bundle run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return result

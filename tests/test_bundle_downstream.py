@@ -197,7 +197,7 @@ def test_torchscript_export(kind, trained, tmp_path):
     for key, value in TINY_DOWN_OVERRIDES.items():
         if key in ("encoder", "stem_stride"):
             cmd += [f"--{key}", str(value)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     scripted = torch.jit.load(str(target))
     with torch.no_grad():

@@ -59,23 +59,20 @@ def test_upstream_learns_slice_classification(bundles_root):
     assert metrics["rec_mae"] < 0.2, metrics  # the reconstruction head learned too
 
 
+def _train_and_evaluate(bundle: Path, root: Path, dataset: Path, **train_overrides) -> dict:
+    data = {"dataset_dir": dataset, **COMMON}
+    run_bundle(bundle, ["train.json", "demo.json"], {**data, **train_overrides}, bundle_root=root)
+    run_bundle(bundle, ["train.json", "demo.json", "evaluate.json"], data, bundle_root=root)
+    return _metrics(root)
+
+
 def test_volume_classifier_learns_from_the_upstream_encoder(bundles_root, learning_dataset):
-    root = bundles_root / "smartnet_down_cls"
-    data = {"dataset_dir": learning_dataset, **COMMON}
-    run_bundle(DOWN_CLS, ["train.json", "demo.json"],
-               {**data, "epochs": 12, "val_interval": 3, "learning_rate": 3e-4, "gradual_unfreeze": False},
-               bundle_root=root)
-    run_bundle(DOWN_CLS, ["train.json", "demo.json", "evaluate.json"], data, bundle_root=root)
-    metrics = _metrics(root)
+    metrics = _train_and_evaluate(DOWN_CLS, bundles_root / "smartnet_down_cls", learning_dataset, epochs=12,
+                                  val_interval=3, learning_rate=3e-4, gradual_unfreeze=False)
     assert metrics["auroc"] >= THRESHOLD_AUROC, metrics
 
 
 def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(bundles_root, learning_dataset):
-    root = bundles_root / "smartnet_down_seg"
-    data = {"dataset_dir": learning_dataset, **COMMON}
-    run_bundle(DOWN_SEG, ["train.json", "demo.json"],
-               {**data, "epochs": 12, "val_interval": 4, "learning_rate": 1e-3, "gradual_unfreeze": False},
-               bundle_root=root)
-    run_bundle(DOWN_SEG, ["train.json", "demo.json", "evaluate.json"], data, bundle_root=root)
-    metrics = _metrics(root)
+    metrics = _train_and_evaluate(DOWN_SEG, bundles_root / "smartnet_down_seg", learning_dataset, epochs=12,
+                                  val_interval=4, learning_rate=1e-3, gradual_unfreeze=False)
     assert metrics["dice_mean"] >= THRESHOLD_DICE, metrics

@@ -127,3 +127,19 @@ def test_slice_score_and_split_heads():
     assert d["cls_prob"].tolist() == [2.0] and d["cls_label"].tolist() == [0.0]
     only = SplitHeadsd("pred", tasks=["cls", "seg", "rec"], heads=["seg"])({"pred": pred})
     assert "pred_cls" not in only and only["pred_seg"][0, 1, 1] == 5.0
+
+
+def test_volume_label_depth_and_crop_to_depth():
+    from smartnet.transforms import CropToDepthd, VolumeDepthd, VolumeLabeld
+
+    mask = torch.zeros(1, 4, 4, 5)
+    item = VolumeDepthd("image")(VolumeLabeld()({"image": torch.rand(1, 4, 4, 5), "label": mask}))
+    assert item["depth"] == 5 and float(item["volume_label"]) == 0.0
+    mask[0, 1, 1, 2] = 1
+    assert float(VolumeLabeld()({"label": mask})["volume_label"]) == 1.0
+    assert float(VolumeLabeld()({"volume_label": 1})["volume_label"]) == 1.0  # a given volume label is kept
+    with pytest.raises(KeyError):
+        VolumeLabeld()({"image": mask})
+    padded = {"pred": torch.ones(1, 4, 4, 8), "label": torch.zeros(1, 4, 4, 8), "depth": torch.tensor(5)}
+    cropped = CropToDepthd(["pred", "label"])(padded)
+    assert cropped["pred"].shape == (1, 4, 4, 5) and cropped["label"].shape == (1, 4, 4, 5)

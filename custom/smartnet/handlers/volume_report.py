@@ -85,7 +85,32 @@ def _check_task(task: str) -> str:
     return task
 
 
-class VolumeEvaluationReport:
+class _PerVolumeRows:
+    """Collects one row per volume during an engine run (``_collect``) and writes them at its end (``_write``)."""
+
+    def __init__(self, output_dir: str, task: str, threshold: float = 0.5) -> None:
+        self.output_dir = Path(output_dir)
+        self.task = _check_task(task)
+        self.threshold = threshold
+        self.logger = logging.getLogger(self.__class__.__name__)
+        self.rows: list[dict[str, Any]] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
+
+    def _reset(self, engine: Engine) -> None:
+        self.rows = []
+
+    def _collect(self, engine: Engine) -> None:
+        raise NotImplementedError
+
+    def _write(self, engine: Engine) -> None:
+        raise NotImplementedError
+
+
+class VolumeEvaluationReport(_PerVolumeRows):
     """Per-volume evaluation results on disk; see the module docstring.
 
     Args:
@@ -96,21 +121,9 @@ class VolumeEvaluationReport:
     """
 
     def __init__(self, output_dir: str, task: str, threshold: float = 0.5, prefix: str = "") -> None:
-        self.output_dir = Path(output_dir)
-        self.task = _check_task(task)
-        self.threshold = threshold
+        super().__init__(output_dir, task, threshold)
         self.prefix = prefix
-        self.logger = logging.getLogger(self.__class__.__name__)
-        self.rows: list[dict[str, Any]] = []
         self.results: dict[str, Any] = {}
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
-
-    def _reset(self, engine: Engine) -> None:
-        self.rows = []
 
     def _collect(self, engine: Engine) -> None:
         for item, output in zip(engine.state.batch, engine.state.output):
@@ -160,7 +173,7 @@ class VolumeEvaluationReport:
         self.logger.info(f"results written to {self.output_dir}")
 
 
-class VolumePredictionWriter:
+class VolumePredictionWriter(_PerVolumeRows):
     """Per-volume inference results (``predictions.csv`` / ``.json``); see the module docstring.
 
     Args:
@@ -169,21 +182,6 @@ class VolumePredictionWriter:
             already be in the original image geometry, e.g. after ``Invertd``).
         threshold: decision threshold on the volume probability (classifier).
     """
-
-    def __init__(self, output_dir: str, task: str, threshold: float = 0.5) -> None:
-        self.output_dir = Path(output_dir)
-        self.task = _check_task(task)
-        self.threshold = threshold
-        self.logger = logging.getLogger(self.__class__.__name__)
-        self.rows: list[dict[str, Any]] = []
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
-
-    def _reset(self, engine: Engine) -> None:
-        self.rows = []
 
     def _collect(self, engine: Engine) -> None:
         for item, output in zip(engine.state.batch, engine.state.output):

@@ -38,7 +38,25 @@ def _check_depths(volume: torch.Tensor, depths: Optional[torch.Tensor]) -> torch
     return depths.to(device=volume.device, dtype=torch.long)
 
 
-class SmartNetVolumeClassifier(EncoderFreezingMixin, nn.Module):
+class _SliceEncodingModel(EncoderFreezingMixin, nn.Module):
+    """Shared by the volume models: encode the real slices of a padded batch, ``self.chunk_size`` slices per call."""
+
+    def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
+        """Per-slice output ``(n, ...)`` for ``slices`` ``(n, C_in, H, W)``."""
+        raise NotImplementedError
+
+    def _encode_slices(self, volume: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
+        """``(B, D, ...)`` per-slice outputs, zeros at padded slices."""
+        mask = valid_slice_mask(depths, volume.shape[0], volume.shape[-1], volume.device)
+        slices = fold_slices(volume, mask)
+        step = slices.shape[0] if self.chunk_size <= 0 else self.chunk_size
+        parts: List[torch.Tensor] = []
+        for start in range(0, slices.shape[0], step):
+            parts.append(self._encode_chunk(slices[start : start + step]))
+        return unfold_slices(torch.cat(parts, dim=0), mask)
+
+
+class SmartNetVolumeClassifier(_SliceEncodingModel):
     """Volume-level ICH classifier (``Down_SMART_Net_CLS``).
 
     Per slice: encoder -> global average pool (``F`` = 2048 for ResNet-50) -> 3D operator over the slice sequence
@@ -89,14 +107,7 @@ class SmartNetVolumeClassifier(EncoderFreezingMixin, nn.Module):
 
     def slice_features(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``(B, D, F)`` pooled encoder features of each slice (zeros at padded slices)."""
-        depths = _check_depths(volume, depths)
-        mask = valid_slice_mask(depths, volume.shape[0], volume.shape[-1], volume.device)
-        slices = fold_slices(volume, mask)
-        step = slices.shape[0] if self.chunk_size <= 0 else self.chunk_size
-        parts: List[torch.Tensor] = []
-        for start in range(0, slices.shape[0], step):
-            parts.append(self._encode_chunk(slices[start : start + step]))
-        return unfold_slices(torch.cat(parts, dim=0), mask)
+        return self._encode_slices(volume, _check_depths(volume, depths))
 
     def forward(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Volume ICH logits ``(B, 1)`` for ``volume`` ``(B, C_in, H, W, D)`` with true ``depths`` ``(B,)``."""
@@ -116,7 +127,7 @@ class ConvBNReLU3d(nn.Sequential):
         )
 
 
-class SmartNetVolumeSegmenter(EncoderFreezingMixin, nn.Module):
+class SmartNetVolumeSegmenter(_SliceEncodingModel):
     """Volume-level ICH segmenter (``Down_SMART_Net_SEG``).
 
     Per slice: encoder + U-Net seg decoder up to its 16-channel block -> stack along D -> ``(B, 16, H, W, D)`` ->
@@ -144,14 +155,10 @@ class SmartNetVolumeSegmenter(EncoderFreezingMixin, nn.Module):
 
     def slice_features(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``(B, 16, H, W, D)`` decoder features of each slice (zeros at padded slices)."""
-        depths = _check_depths(volume, depths)
-        mask = valid_slice_mask(depths, volume.shape[0], volume.shape[-1], volume.device)
-        slices = fold_slices(volume, mask)
-        step = slices.shape[0] if self.chunk_size <= 0 else self.chunk_size
-        parts: List[torch.Tensor] = []
-        for start in range(0, slices.shape[0], step):
-            parts.append(self.seg_decoder(self.encoder(slices[start : start + step])))
-        return unfold_slices(torch.cat(parts, dim=0), mask).permute(0, 2, 3, 4, 1)
+        return self._encode_slices(volume, _check_depths(volume, depths)).permute(0, 2, 3, 4, 1)
+
+    def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
+        return self.seg_decoder(self.encoder(slices))
 
     def forward(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Voxel ICH logits ``(B, 1, H, W, D)`` for ``volume`` ``(B, C_in, H, W, D)`` with true ``depths``."""

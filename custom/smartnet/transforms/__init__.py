@@ -3,7 +3,7 @@
 from .intensity import CLAHE, WINDOW_PRESETS, CLAHEd, HUWindow, HUWindowd
 from .heads import SplitHeadsd
 from .slices import CropEmptySlicesd, RandSliceSamplerd, SliceMinMaxd, SliceScored
-from .volumes import VolumeDepthd, VolumeLabeld
+from .volumes import CropToDepthd, VolumeDepthd, VolumeLabeld
 
 __all__ = [
     "CLAHE",
@@ -16,6 +16,7 @@ __all__ = [
     "SliceScored",
     "SliceMinMaxd",
     "SplitHeadsd",
+    "CropToDepthd",
     "VolumeDepthd",
     "VolumeLabeld",
 ]

@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Hashable, Mapping
 
 import torch
+from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-__all__ = ["VolumeLabeld", "VolumeDepthd"]
+__all__ = ["VolumeLabeld", "VolumeDepthd", "CropToDepthd"]
 
 
 class VolumeLabeld(MapTransform):
@@ -50,4 +51,24 @@ class VolumeDepthd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             d[self.depth_key] = int(d[key].shape[-1])
+        return d
+
+
+class CropToDepthd(MapTransform):
+    """Crop ``keys`` ``(C, H, W, D_padded)`` to the item's true depth in ``depth_key`` (last axis).
+
+    Used in post-processing of padded volume batches, so metrics never score the padding.
+    """
+
+    def __init__(self, keys: KeysCollection, depth_key: str = "depth", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.depth_key = depth_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        if d.get(self.depth_key) is None:
+            return d
+        depth = int(torch.as_tensor(d[self.depth_key]))
+        for key in self.key_iterator(d):
+            d[key] = d[key][..., :depth]
         return d
