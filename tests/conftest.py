@@ -39,6 +39,23 @@ TINY_OVERRIDES = {
 }
 
 
+def bundle_workflow(bundle: Path, configs: list[str], workflow_type: str, bundle_root: Path, **overrides):
+    """An initialised ``monai.bundle.ConfigWorkflow`` of ``bundle`` (for ``check_properties`` and parsed ids)."""
+    from monai.bundle import ConfigWorkflow
+
+    configs_dir = bundle / "configs"
+    workflow = ConfigWorkflow(
+        config_file=[str(configs_dir / c) for c in configs],
+        meta_file=str(configs_dir / "metadata.json"),
+        logging_file=str(configs_dir / "logging.conf"),
+        workflow_type=workflow_type,
+        bundle_root=str(bundle_root),
+        **{k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()},
+    )
+    workflow.initialize()
+    return workflow
+
+
 def run_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_root: Path | None = None, check: bool = True):
     """Run ``python -m monai.bundle run`` as a user would; returns the CompletedProcess (output captured)."""
     files = "[" + ",".join(f"'{bundle / 'configs' / c}'" for c in configs) + "]"

@@ -15,9 +15,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow
 
-from conftest import DOWN_CLS, DOWN_SEG, REPO, TINY_DOWN_OVERRIDES, UPSTREAM, run_bundle
+from conftest import DOWN_CLS, DOWN_SEG, REPO, TINY_DOWN_OVERRIDES, bundle_workflow, run_bundle
 
 BUNDLES = {"cls": DOWN_CLS, "seg": DOWN_SEG}
 
@@ -41,17 +40,8 @@ def test_bundle_files_and_metadata(kind):
     [(["train.json"], "train"), (["train.json", "evaluate.json"], "train"), (["inference.json"], "infer")],
 )
 def test_check_properties_is_empty(kind, configs, workflow_type, tiny_dataset, tmp_path):
-    configs_dir = BUNDLES[kind] / "configs"
-    workflow = ConfigWorkflow(
-        config_file=[str(configs_dir / c) for c in configs],
-        meta_file=str(configs_dir / "metadata.json"),
-        logging_file=str(configs_dir / "logging.conf"),
-        workflow_type=workflow_type,
-        bundle_root=str(tmp_path),
-        dataset_dir=str(tiny_dataset),
-        **TINY_DOWN_OVERRIDES,
-    )
-    workflow.initialize()
+    workflow = bundle_workflow(BUNDLES[kind], configs, workflow_type, tmp_path, dataset_dir=tiny_dataset,
+                               **TINY_DOWN_OVERRIDES)
     assert not workflow.check_properties()
 
 

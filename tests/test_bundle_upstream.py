@@ -12,9 +12,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow
 
-from conftest import REPO, TINY_OVERRIDES, UPSTREAM, run_bundle
+from conftest import REPO, TINY_OVERRIDES, UPSTREAM, bundle_workflow, run_bundle
 
 CONFIGS = UPSTREAM / "configs"
 
@@ -39,18 +38,8 @@ def test_metadata_against_vendored_schema():
     assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 3
 
 
-def _workflow(configs: list[str], workflow_type: str, dataset: Path, tmp_path: Path) -> ConfigWorkflow:
-    workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / c) for c in configs],
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        workflow_type=workflow_type,
-        bundle_root=str(tmp_path),
-        dataset_dir=str(dataset),
-        **TINY_OVERRIDES,
-    )
-    workflow.initialize()
-    return workflow
+def _workflow(configs: list[str], workflow_type: str, dataset: Path, tmp_path: Path):
+    return bundle_workflow(UPSTREAM, configs, workflow_type, tmp_path, dataset_dir=dataset, **TINY_OVERRIDES)
 
 
 @pytest.mark.parametrize(
