@@ -20,7 +20,8 @@ CONFIGS = UPSTREAM / "configs"
 
 def test_bundle_files_exist():
     for rel in ["LICENSE", "docs/README.md", "configs/metadata.json", "configs/train.json", "configs/evaluate.json",
-                "configs/inference.json", "configs/logging.conf", "configs/demo.json"]:
+                "configs/inference.json", "configs/logging.conf", "configs/demo.json", "configs/multi_gpu_train.json",
+                "configs/multi_gpu_evaluate.json"]:
         assert (UPSTREAM / rel).is_file(), rel
 
 

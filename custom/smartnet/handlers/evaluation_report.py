@@ -23,6 +23,8 @@ import torch
 from monai.metrics import compute_roc_auc
 from monai.utils import min_version, optional_import
 
+from .distributed import gather_to_rank0
+
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -109,6 +111,21 @@ class SliceEvaluationReport:
             self.slices.append(row)
 
     def _write(self, engine: Engine) -> None:
+        parts = gather_to_rank0((self.slices, dict(self.overlap)))
+        if parts is None:  # not rank 0 of a multi-GPU evaluation: rank 0 writes everything
+            return
+        slices, seen, overlap = [], set(), {}
+        for part_slices, part_overlap in parts:
+            for row in part_slices:
+                key = (row["case_id"], row["slice_index"])
+                if key not in seen:  # a DistributedSampler may repeat a slice to even out the ranks
+                    seen.add(key)
+                    slices.append(row)
+            for case, values in part_overlap.items():
+                overlap.setdefault(case, [0.0, 0.0, 0.0])
+                overlap[case] = [a + b for a, b in zip(overlap[case], values)]
+        self.slices = slices
+        self.overlap = defaultdict(lambda: [0.0, 0.0, 0.0], overlap)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         cases: dict[str, list[dict]] = defaultdict(list)
         for row in self.slices:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
+from .distributed import gather_to_rank0
 from .evaluation_report import _atomic_write, _write_csv, binary_scores
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
@@ -63,15 +64,12 @@ def _crop_depth(x: torch.Tensor, item: dict) -> torch.Tensor:
 
 
 def _gather(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-    """All ranks' rows on rank 0 (``None`` on other ranks) under torch.distributed; the rows as they are otherwise."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return rows
-    gathered: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(gathered, rows)
-    if torch.distributed.get_rank() > 0:
+    """All ranks' rows on rank 0 (``None`` on other ranks), each case once; the rows as they are without DDP."""
+    parts = gather_to_rank0(rows)
+    if parts is None:
         return None
     merged, seen = [], set()
-    for part in gathered:
+    for part in parts:
         for row in part:
             if row["case_id"] not in seen:  # a DistributedSampler may repeat a case to even out the ranks
                 seen.add(row["case_id"])
