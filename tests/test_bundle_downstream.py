@@ -53,7 +53,7 @@ def trained(tiny_dataset, tiny_bundles_root) -> dict[str, Path]:
         root = tiny_bundles_root / bundle.name
         result = run_bundle(bundle, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 2, "val_interval": 1,
                                                      **TINY_DOWN_OVERRIDES}, bundle_root=root)
-        (root / "train.log").write_text(result.stdout + result.stderr)
+        (root / "train.log").write_text(result.stdout + result.stderr, encoding="utf-8")
         roots[kind] = root
     return roots
 
@@ -61,7 +61,7 @@ def trained(tiny_dataset, tiny_bundles_root) -> dict[str, Path]:
 @pytest.mark.parametrize("kind, loaded", [("cls", "encoder.*"), ("seg", "encoder.*, seg_decoder.*")])
 def test_training_transfers_upstream_weights_and_checkpoints(kind, loaded, trained):
     root = trained[kind]
-    log = (root / "train.log").read_text()
+    log = (root / "train.log").read_text(encoding="utf-8")
     assert f"({loaded}) from" in log and "smartnet_upstream/models/model.pt" in log
     assert "encoder stages training" in log
     assert (root / "models" / "model.pt").is_file()

@@ -32,7 +32,7 @@ def torchrun_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_ro
     bundle_root.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=env,
                             timeout=900)
-    (bundle_root / "torchrun.log").write_text(result.stdout + "\n--- stderr ---\n" + result.stderr)
+    (bundle_root / "torchrun.log").write_text(result.stdout + "\n--- stderr ---\n" + result.stderr, encoding="utf-8")
     assert result.returncode == 0, f"torchrun failed, see {bundle_root / 'torchrun.log'}:\n{result.stderr[-3000:]}"
     return result
 
