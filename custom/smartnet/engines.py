@@ -33,7 +33,7 @@ def _plain(x: torch.Tensor) -> torch.Tensor:
 
 def _depths(batchdata: Mapping[str, Any], image: torch.Tensor) -> torch.Tensor:
     """True depths ``(B,)`` from the batch's ``depth`` key (set by ``smartnet.transforms.VolumeDepthd``), else all D."""
-    depth = batchdata.get("depth") if isinstance(batchdata, Mapping) else None
+    depth = batchdata.get("depth")
     if depth is None:
         return torch.full((image.shape[0],), image.shape[-1], dtype=torch.long)
     return torch.as_tensor(depth, dtype=torch.long).reshape(-1).cpu()
