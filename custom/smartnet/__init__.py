@@ -1,7 +1,8 @@
 """SMART-Net for intracranial haemorrhage in head CT, packaged for MONAI bundles.
 
-The sub-packages hold what the bundle configs reference by dotted ``_target_`` paths (``"$import smartnet"`` in a
-config makes all of them available):
+The sub-packages hold what the bundle configs reference by dotted ``_target_`` paths and, in expressions, through the
+config item ``smartnet`` (which first puts the bundle folder on ``sys.path``, so that the copy of this package that a
+release archive carries inside the bundle is found without installing the project):
 
 * ``networks``: ResNet slice encoder, decoders, heads and the upstream multi-task model;
 * ``losses``: consistency, Dice+BCE and the multi-task sum;
@@ -9,6 +10,9 @@ config makes all of them available):
 * ``data``: datalists, dataset validation, synthetic demo data, the all-slices dataset;
 * ``handlers``, ``metrics``, ``engines``, ``schedules``, ``checkpoints``: glue for MONAI / ignite workflows.
 """
+
+import logging as _logging
+import os as _os
 
 __version__ = "0.1.0"
 
@@ -24,5 +28,13 @@ __all__ = [
     "networks",
     "schedules",
     "transforms",
+    "log_runtime",
     "__version__",
 ]
+
+
+def log_runtime() -> str:
+    """Log (INFO) and return which copy of the package a bundle runs with: version and folder."""
+    message = f"smartnet {__version__} from {_os.path.dirname(_os.path.abspath(__file__))}"
+    _logging.getLogger("smartnet").info(message)
+    return message

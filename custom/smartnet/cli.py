@@ -6,6 +6,7 @@ Typical usage::
     smartnet demo-data ~/smartnet_data/demo         # write the synthetic demo dataset and its datalist
     smartnet datalist /data/ich                     # datalist.json from <root>/{train,valid,test}/
     smartnet validate /data/ich/datalist.json       # check every file; all problems at once, exit 1 on any
+    smartnet release --out_dir dist                 # <name>_v<version>.zip per bundle, for monai.bundle download
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import fire
 from .data.datalist import DatalistError, write_datalist
 from .data.validation import validate_datalist
 
-__all__ = ["main", "demo", "demo_data", "datalist", "validate"]
+__all__ = ["main", "demo", "demo_data", "datalist", "validate", "release"]
 
 DEFAULT_DATA_DIR = "~/smartnet_data/demo"
 REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
@@ -189,10 +190,49 @@ def demo(
     return {stage: {k: metrics[k] for k in _SHOWN[stage] if k in metrics} for stage, metrics in results.items()}
 
 
+def release(
+    out_dir: str = "dist",
+    bundles_dir: str | None = None,
+    names: str | tuple = ("smartnet_upstream", "smartnet_down_cls", "smartnet_down_seg"),
+    weights: str = "auto",
+    weights_url: str | None = None,
+    archive_url: str | None = None,
+) -> list[str]:
+    """Build ``<name>_v<version>.zip`` for each bundle, self-contained (a copy of this package inside), for
+    ``python -m monai.bundle download --url``; plus ``model_info.json`` (sha1 and source of each archive).
+
+    Args:
+        out_dir: where the archives are written.
+        bundles_dir: the folder holding the bundles (default: this repository's ``bundles/``).
+        names: comma-separated bundle folder names.
+        weights: ``auto`` (pack ``models/model.pt`` where it exists), ``include`` (it must exist) or ``none``.
+        weights_url: base URL the weights will be uploaded to: the weights are then written beside the archives
+            and named, with their SHA-256, in each archive's ``large_files.yml`` instead of being packed.
+        archive_url: base URL the archives will be uploaded to (for ``model_info.json``; default file:// paths).
+    """
+    from .release import ReleaseError, build_release
+
+    chosen = tuple(n.strip() for n in names.split(",")) if isinstance(names, str) else tuple(names)
+    root = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
+    try:
+        artifacts = build_release(root, out_dir, chosen, weights, weights_url, archive_url)
+    except ReleaseError as error:
+        _fail(str(error))
+    for artifact in artifacts:
+        print(artifact.summary())
+        for extra in artifact.extra_files:
+            print(f"  upload {extra} to {weights_url}")
+    first = artifacts[0]
+    print(f"index: {Path(out_dir).expanduser().resolve() / 'model_info.json'}\nDownload one with:\n"
+          f"  python -m monai.bundle download --name {first.name} --version {first.version} "
+          f"--url {first.archive.as_uri()} --bundle_dir <folder>")
+    return [str(a.archive) for a in artifacts]
+
+
 def main() -> None:
     """Entry point of the ``smartnet`` console script."""
     os.environ.setdefault("PAGER", "cat")  # fire's help must not block in scripts
-    commands = {"demo": demo, "demo-data": demo_data, "datalist": datalist, "validate": validate}
+    commands = {"demo": demo, "demo-data": demo_data, "datalist": datalist, "validate": validate, "release": release}
     fire.Fire(commands, serialize=lambda result: None)  # the commands print their own results
 
 
