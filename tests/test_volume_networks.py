@@ -48,6 +48,19 @@ def test_classifier_ignores_padding_and_scripts(operator):
             assert not torch.allclose(model(x, torch.tensor([6, 6]))[0], padded[0], atol=1e-4)
 
 
+@pytest.mark.parametrize("operator", OPERATORS)
+def test_no_depths_equals_full_depths(operator):
+    """``depths=None`` (no padding) takes the unmasked, unpacked path and gives the same result."""
+    torch.manual_seed(0)
+    classifier = SmartNetVolumeClassifier(**SMALL, operator=operator).eval()
+    segmenter = SmartNetVolumeSegmenter(**SMALL).eval()
+    x = torch.rand(2, 1, 64, 64, 5)
+    full = torch.tensor([5, 5])
+    with torch.no_grad():
+        assert torch.allclose(classifier(x), classifier(x, full), atol=1e-5)
+        assert torch.allclose(segmenter(x), segmenter(x, full), atol=1e-5)
+
+
 def test_lstm_is_packed_as_the_reference():
     """A 2-layer BiLSTM of hidden 512 on 2048-d slice features, [backward, forward] final states, 1024 -> 512 -> 1."""
     model = SmartNetVolumeClassifier()

@@ -28,11 +28,12 @@ def _plain_tensor(x: torch.Tensor) -> torch.Tensor:
     return x.as_tensor() if hasattr(x, "as_tensor") else x
 
 
-def _check_depths(volume: torch.Tensor, depths: Optional[torch.Tensor]) -> torch.Tensor:
+def _check_depths(volume: torch.Tensor, depths: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """``depths`` as long tensor on the volume's device; ``None`` (no padding: every slice is real) stays ``None``."""
     if volume.dim() != 5:
         raise ValueError("expected a volume batch (B, C, H, W, D), got " + str(volume.dim()) + " dimensions")
     if depths is None:
-        return torch.full((volume.shape[0],), volume.shape[-1], dtype=torch.long, device=volume.device)
+        return None
     if depths.numel() != volume.shape[0] or int(depths.min()) < 1 or int(depths.max()) > volume.shape[-1]:
         raise ValueError("depths must hold one value in [1, D] per volume; D = " + str(volume.shape[-1]))
     return depths.to(device=volume.device, dtype=torch.long)
@@ -45,15 +46,25 @@ class _SliceEncodingModel(EncoderFreezingMixin, nn.Module):
         """Per-slice output ``(n, ...)`` for ``slices`` ``(n, C_in, H, W)``."""
         raise NotImplementedError
 
-    def _encode_slices(self, volume: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
-        """``(B, D, ...)`` per-slice outputs, zeros at padded slices."""
-        mask = valid_slice_mask(depths, volume.shape[0], volume.shape[-1], volume.device)
-        slices = fold_slices(volume, mask)
-        step = slices.shape[0] if self.chunk_size <= 0 else self.chunk_size
+    def _encode_slices(self, volume: torch.Tensor, depths: Optional[torch.Tensor]) -> torch.Tensor:
+        """``(B, D, ...)`` per-slice outputs, zeros at padded slices (``depths`` ``None``: no padding, no masking)."""
+        b, c, h, w, d = volume.shape
+        if depths is None:
+            slices = volume.permute(0, 4, 1, 2, 3).reshape(b * d, c, h, w)
+            encoded = self._encode_in_chunks(slices)
+            return encoded.reshape((b, d) + encoded.shape[1:])
+        mask = valid_slice_mask(depths, b, d, volume.device)
+        return unfold_slices(self._encode_in_chunks(fold_slices(volume, mask)), mask)
+
+    def _encode_in_chunks(self, slices: torch.Tensor) -> torch.Tensor:
+        """``(N, ...)`` outputs for ``slices`` ``(N, C_in, H, W)``, ``self.chunk_size`` slices per encoder call."""
+        if self.chunk_size <= 0:  # one call, no loop over a shape (keeps the slice count symbolic for export)
+            return self._encode_chunk(slices)
+        step = self.chunk_size
         parts: List[torch.Tensor] = []
         for start in range(0, slices.shape[0], step):
             parts.append(self._encode_chunk(slices[start : start + step]))
-        return unfold_slices(torch.cat(parts, dim=0), mask)
+        return torch.cat(parts, dim=0)
 
 
 class SmartNetVolumeClassifier(_SliceEncodingModel):
@@ -165,9 +176,11 @@ class SmartNetVolumeSegmenter(_SliceEncodingModel):
         if not torch.jit.is_scripting():
             volume = _plain_tensor(volume)
         checked = _check_depths(volume, depths)
+        x = self.slice_features(volume, checked)
+        if checked is None:  # no padding: nothing to hold at zero
+            return self.volume_head(x)
         real = valid_slice_mask(checked, volume.shape[0], volume.shape[-1], volume.device)
         real = real[:, None, None, None, :].to(volume.dtype)
-        x = self.slice_features(volume, checked)
         last = len(self.volume_head) - 1
         for i, layer in enumerate(self.volume_head):
             x = layer(x)

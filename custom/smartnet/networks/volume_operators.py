@@ -1,5 +1,8 @@
 """The "3D operators" of the volume classifier: slice features ``(B, D, F)`` + depths -> one vector per volume.
 
+``depths`` ``None`` means no padding (every slice real): the operators then skip packing and masking, which gives
+the same result and keeps the graph export-friendly (TorchScript, ONNX).
+
 - ``BiLSTMOperator`` / ``BiGRUOperator``: bidirectional LSTM (reference: 2 layers, hidden 512) or GRU over the slice
   sequence, run on a packed sequence so padded slices take no part; returns ``[backward, forward]`` final hidden states of the last
   layer, concatenated (``2 * hidden``), in the reference's order.
@@ -11,6 +14,7 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import nn
@@ -30,9 +34,12 @@ class BiLSTMOperator(nn.Module):
         self.rnn = nn.LSTM(in_features, hidden, num_layers=num_layers, batch_first=True, bidirectional=True)
         self.out_features = 2 * hidden
 
-    def forward(self, features: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
-        packed = nn.utils.rnn.pack_padded_sequence(features, depths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.rnn(packed)
+    def forward(self, features: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if depths is None:
+            _, (h_n, _) = self.rnn(features)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(features, depths.cpu(), batch_first=True, enforce_sorted=False)
+            _, (h_n, _) = self.rnn(packed)
         return torch.cat([h_n[-1], h_n[-2]], dim=1)  # [backward, forward] of the last layer, as the reference
 
 
@@ -44,9 +51,12 @@ class BiGRUOperator(nn.Module):
         self.rnn = nn.GRU(in_features, hidden, num_layers=num_layers, batch_first=True, bidirectional=True)
         self.out_features = 2 * hidden
 
-    def forward(self, features: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
-        packed = nn.utils.rnn.pack_padded_sequence(features, depths.cpu(), batch_first=True, enforce_sorted=False)
-        _, h_n = self.rnn(packed)
+    def forward(self, features: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if depths is None:
+            _, h_n = self.rnn(features)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(features, depths.cpu(), batch_first=True, enforce_sorted=False)
+            _, h_n = self.rnn(packed)
         return torch.cat([h_n[-1], h_n[-2]], dim=1)
 
 
@@ -74,10 +84,12 @@ class TransformerOperator(nn.Module):
         self.out_features = hidden
         nn.init.trunc_normal_(self.summary, std=0.02)
 
-    def forward(self, features: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         b, d, _ = features.shape
         tokens = self.project(features) + sinusoidal_positions(d, self.hidden, features.device)[None]
         tokens = torch.cat([self.summary.expand(b, -1, -1), tokens], dim=1)
+        if depths is None:
+            return self.encoder(tokens)[:, 0]
         padding = ~valid_slice_mask(depths, b, d, features.device)
         padding = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=features.device), padding], dim=1)
         return self.encoder(tokens, src_key_padding_mask=padding)[:, 0]
@@ -93,7 +105,9 @@ class PoolingOperator(nn.Module):
         self.use_max: bool = mode == "max"
         self.out_features = in_features
 
-    def forward(self, features: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if depths is None:
+            return features.amax(dim=1) if self.use_max else features.mean(dim=1)
         mask = valid_slice_mask(depths, features.shape[0], features.shape[1], features.device)[:, :, None]
         if self.use_max:
             return features.masked_fill(~mask, float("-inf")).amax(dim=1)
