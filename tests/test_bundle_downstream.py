@@ -101,6 +101,24 @@ def test_resume_continues(trained, tiny_dataset, tmp_path):
     assert trainer["iteration"] == 3 * trainer["epoch_length"]
 
 
+@pytest.mark.parametrize("kind", ["cls", "seg"])
+def test_finetune_starts_from_the_given_checkpoint(kind, trained, tiny_dataset, tmp_path):
+    """--finetune true --finetune_model_path X replaces the upstream transfer: at learning rate 0 the weights after
+    an epoch are X's (batch-norm statistics aside)."""
+    start = trained[kind] / "models" / "model.pt"
+    result = run_bundle(BUNDLES[kind], ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1, "val_interval": 1,
+                                                        "finetune": True, "finetune_model_path": start,
+                                                        "learning_rate": 0.0, **TINY_DOWN_OVERRIDES},
+                        bundle_root=tmp_path)
+    log = result.stdout + result.stderr
+    assert f"Restored all variables from {start}" in log and "smartnet_upstream/models/model.pt" not in log
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    after = torch.load(tmp_path / "models" / "last.pt", weights_only=True)["model"]
+    before = torch.load(start, weights_only=True)
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], before[k]) for k in before if not k.endswith(stats))
+
+
 def _test_cases(dataset: Path) -> dict[str, Path]:
     return {p.name.replace("_img.nii.gz", ""): p for p in sorted((dataset / "test").glob("*_img.nii.gz"))}
 

@@ -83,6 +83,24 @@ def test_resume_continues_from_last_checkpoint(trained_bundle, tiny_dataset, tmp
     assert trainer["iteration"] == 3 * trainer["epoch_length"]
 
 
+def _learned_tensors(state: dict) -> dict:
+    """Parameters only: batch-norm statistics move in any training step, even at learning rate 0."""
+    return {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+
+
+def test_finetune_starts_from_the_given_checkpoint(trained_bundle, tiny_dataset, tmp_path):
+    """--finetune true --finetune_model_path X: at learning rate 0 the weights after an epoch are X's."""
+    start = trained_bundle / "models" / "model.pt"
+    result = run_bundle(UPSTREAM, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1, "val_interval": 1,
+                                                   "finetune": True, "finetune_model_path": start,
+                                                   "learning_rate": 0.0, **TINY_OVERRIDES}, bundle_root=tmp_path)
+    assert f"Restored all variables from {start}" in result.stdout + result.stderr
+    after = _learned_tensors(torch.load(tmp_path / "models" / "last.pt", weights_only=True)["model"])
+    before = _learned_tensors(torch.load(start, weights_only=True))
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], before[k]) for k in before)
+
+
 def _test_cases(dataset: Path) -> dict[str, Path]:
     return {p.name.replace("_img.nii.gz", ""): p for p in sorted((dataset / "test").glob("*_img.nii.gz"))}
 
