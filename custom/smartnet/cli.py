@@ -187,6 +187,7 @@ def demo(
     for stage, bundle in bundles.items():
         print(f"  {_TITLE[stage]:<20} {bundle / 'eval' / 'evaluation'}  |  {bundle / 'eval' / 'inference'}")
     print(f"  TensorBoard          tensorboard --logdir {root}")
+    print(f"Pack the trained bundles into release archives: smartnet release --bundles_dir {root} --out_dir dist")
     return {stage: {k: metrics[k] for k in _SHOWN[stage] if k in metrics} for stage, metrics in results.items()}
 
 
