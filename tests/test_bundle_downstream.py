@@ -119,6 +119,29 @@ def test_finetune_starts_from_the_given_checkpoint(kind, trained, tiny_dataset, 
     assert all(torch.equal(after[k], before[k]) for k in before if not k.endswith(stats))
 
 
+def test_training_checks_the_entries_it_will_use(tiny_dataset, tiny_bundles_root, tmp_path):
+    """The check runs on train#dataset#data / validate#dataset#data (what MONAI Label injects), every problem at
+    once; a missing datalist is one clear line. Both exit 2 without a traceback and before any checkpoint."""
+    data = tmp_path / "bad"
+    shutil.copytree(tiny_dataset, data)
+    broken = sorted((data / "train").glob("*_img.nii.gz"))[0]
+    broken.write_bytes(b"not an image")
+    missing_mask = sorted((data / "valid").glob("*_mask.nii.gz"))[0]
+    missing_mask.unlink()
+    root = tiny_bundles_root / "smartnet_down_seg_bad"
+    result = run_bundle(DOWN_SEG, ["train.json"], {"dataset_dir": data, **TINY_DOWN_OVERRIDES}, bundle_root=root,
+                        check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "2 problem(s)" in result.stderr
+    assert broken.name in result.stderr and missing_mask.name in result.stderr
+    (data / "datalist.json").unlink()
+    result = run_bundle(DOWN_SEG, ["train.json"], {"dataset_dir": data, **TINY_DOWN_OVERRIDES}, bundle_root=root,
+                        check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "datalist not found" in result.stderr
+    assert not (root / "models").exists()
+
+
 def _test_cases(dataset: Path) -> dict[str, Path]:
     return {p.name.replace("_img.nii.gz", ""): p for p in sorted((dataset / "test").glob("*_img.nii.gz"))}
 

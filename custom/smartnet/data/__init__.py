@@ -5,7 +5,14 @@ from .dicom import write_dicom_series
 from .demo import HEMORRHAGE_KINDS, SyntheticHeadCT, make_volume
 from .demo_dataset import write_demo_dataset
 from .slice_dataset import SliceDataset
-from .validation import check_datalist_or_exit, check_image, validate_datalist, validate_entries
+from .validation import (
+    check_datalist_or_exit,
+    check_entries_or_exit,
+    check_image,
+    load_datalist_or_exit,
+    validate_datalist,
+    validate_entries,
+)
 
 __all__ = [
     "SPLITS",
@@ -22,6 +29,8 @@ __all__ = [
     "SliceDataset",
     "write_dicom_series",
     "check_datalist_or_exit",
+    "check_entries_or_exit",
+    "load_datalist_or_exit",
     "check_image",
     "validate_datalist",
     "validate_entries",

@@ -16,7 +16,14 @@ import numpy as np
 
 from .datalist import DatalistError, load_datalist
 
-__all__ = ["check_image", "validate_entries", "validate_datalist", "check_datalist_or_exit"]
+__all__ = [
+    "check_image",
+    "validate_entries",
+    "validate_datalist",
+    "check_datalist_or_exit",
+    "check_entries_or_exit",
+    "load_datalist_or_exit",
+]
 
 AFFINE_TOLERANCE_MM = 1e-3
 
@@ -118,9 +125,36 @@ def check_datalist_or_exit(datalist: str | os.PathLike, keys: Iterable[str] = ("
     """
     problems = validate_datalist(Path(datalist).expanduser(), tuple(keys))
     if problems:
-        print(f"Dataset check failed: {len(problems)} problem(s) in {datalist}", file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
-        print("Fix the files (or run `smartnet validate <datalist>` to re-check) and start again.", file=sys.stderr)
-        raise SystemExit(2)
+        _exit_with(problems, str(datalist))
+    return True
+
+
+def _exit_with(problems: list[str], source: str) -> None:
+    print(f"Dataset check failed: {len(problems)} problem(s) in {source}", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    print("Fix the files (or run `smartnet validate <datalist>` to re-check) and start again.", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def load_datalist_or_exit(datalist: str | os.PathLike, key: str) -> list[dict]:
+    """``load_datalist`` for configs: a missing or malformed datalist prints its problem and exits with status 2."""
+    try:
+        return load_datalist(datalist, key)
+    except DatalistError as err:
+        _exit_with([str(err)], str(datalist))
+        return []  # unreachable
+
+
+def check_entries_or_exit(splits: dict, source: str = "the training data") -> bool:
+    """Validate the entries a training will use, ``{split: [{"image", "label"}, ...]}`` (masks required); on
+    problems print them all and exit with status 2. Unlike ``check_datalist_or_exit`` it checks what the config's
+    datasets really hold, so lists injected by other tools (MONAI Label's ``train#dataset#data``) are checked too."""
+    problems: list[str] = []
+    for split, entries in splits.items():
+        if not entries:
+            problems.append(f"the {split!r} list is empty")
+        problems += validate_entries(entries or [], require_label=True)
+    if problems:
+        _exit_with(problems, source)
     return True
