@@ -1,0 +1,151 @@
+"""MONAI Label app for the SMART-Net downstream bundles (runs inside the MONAI Label environment, see README).
+
+Serves every bundle named in ``--conf models`` from ``<app>/model/<name>``:
+
+* segmentation bundles (``smartnet_down_seg``): MONAI Label's own ``BundleInferTask``, the label volume in the
+  input's geometry, and ``BundleTrainTask`` training that fine-tunes from the served ``models/model.pt`` when the
+  request asks for ``pretrained`` (MONAI Label's default) instead of restarting from the upstream checkpoint;
+* classification bundles (``smartnet_down_cls``: output type "probabilities" in the metadata): a classification
+  infer task without MONAI Label's geometry restore (which crashes on a score vector); the answer is
+  ``{"prediction": [{"idx": 0, "label": "intracranial_hemorrhage", "score": p}]}`` with ``p`` the ICH probability.
+
+``--conf smartnet_profile <name>`` layers ``configs/<name>.json`` of each bundle over its configs (e.g. ``demo`` for
+weights trained with the demo profile); without it the configs' defaults (the reference architecture) must fit the
+weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Dict
+
+import monailabel
+from monai.bundle import ConfigParser
+from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.tasks.infer_v2 import InferTask
+from monailabel.interfaces.tasks.strategy import Strategy
+from monailabel.interfaces.tasks.train import TrainTask
+from monailabel.tasks.activelearning.first import First
+from monailabel.tasks.activelearning.random import Random
+from monailabel.tasks.infer.bundle import BundleInferTask
+from monailabel.tasks.train.bundle import BundleTrainTask
+from monailabel.utils.others.generic import get_bundle_models, strtobool
+
+logger = logging.getLogger(__name__)
+
+
+def _with_profile(path: str, config: str, profile: str | None) -> list[str]:
+    """The config file, plus ``configs/<profile>.json`` of the bundle when a profile is set."""
+    if not profile:
+        return [config]
+    extra = os.path.join(path, "configs", f"{profile}.json")
+    if not os.path.isfile(extra):
+        raise FileNotFoundError(f"--conf smartnet_profile {profile}: {extra} does not exist")
+    return [config, extra]
+
+
+def is_classifier(path: str) -> bool:
+    """A bundle whose network output is class probabilities (metadata ``outputs.pred.type``)."""
+    with open(os.path.join(path, "configs", "metadata.json"), encoding="utf-8") as f:
+        pred = json.load(f)["network_data_format"]["outputs"]["pred"]
+    return pred.get("type") == "probabilities"
+
+
+class SmartNetInferTask(BundleInferTask):
+    """``BundleInferTask`` reading the bundle's inference config with an optional profile layered over it."""
+
+    def __init__(self, path: str, conf: Dict[str, str], **kwargs) -> None:
+        self.profile = conf.get("smartnet_profile") or None
+        super().__init__(path, conf, **kwargs)
+
+    def _load_bundle_config(self, path, config):
+        parser = ConfigParser()
+        parser.read_config(_with_profile(path, config, self.profile))
+        parser.config.update({self.const.key_bundle_root(): path})
+        return parser
+
+
+class SmartNetTrainTask(BundleTrainTask):
+    """``BundleTrainTask`` that honours MONAI Label's ``pretrained`` request flag through the bundle's fine-tune
+    idiom (``finetune`` + ``finetune_model_path``), and the optional profile."""
+
+    def __init__(self, path: str, conf: Dict[str, str], **kwargs) -> None:
+        self.profile = conf.get("smartnet_profile") or None
+        self._request: dict = {}
+        super().__init__(path, conf, **kwargs)
+
+    def _load_bundle_config(self, path, config):
+        parser = ConfigParser()
+        parser.read_config(_with_profile(path, config, self.profile))
+        parser.config.update({self.const.key_bundle_root(): path})
+        return parser
+
+    def __call__(self, request, datastore):
+        self._request = request
+        return super().__call__(request, datastore)
+
+    def _update_overrides(self, overrides):
+        name = self._request.get("model_filename", "model.pt")
+        model = os.path.join(self.bundle_path, "models", name if isinstance(name, str) else name[0])
+        if strtobool(str(self._request.get("pretrained", True))) and os.path.isfile(model):
+            overrides["finetune"] = True
+            overrides["finetune_model_path"] = model
+            logger.info(f"training {os.path.basename(self.bundle_path)} from its current weights {model}")
+        return overrides
+
+    def run_single_gpu(self, request, overrides):
+        import monai.bundle
+
+        monai.bundle.run(
+            run_id=request.get("run_id", "run"),
+            init_id=None,
+            final_id=None,
+            meta_file=self.bundle_metadata_path,
+            config_file=_with_profile(self.bundle_path, self.bundle_config_path, self.profile),
+            **overrides,
+        )
+
+
+class SmartNetApp(MONAILabelApp):
+    """The SMART-Net downstream bundles as MONAI Label models."""
+
+    def __init__(self, app_dir, studies, conf):
+        self.models = get_bundle_models(app_dir, conf)
+        super().__init__(
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name=f"SMART-Net ICH ({monailabel.__version__})",
+            description="SMART-Net intracranial haemorrhage volume segmentation and classification bundles",
+            version=monailabel.__version__,
+        )
+
+    def init_infers(self) -> Dict[str, InferTask]:
+        infers: Dict[str, InferTask] = {}
+        for name, path in self.models.items():
+            if is_classifier(path):
+                task = SmartNetInferTask(path, self.conf, type="classification", add_post_restore=False)
+            else:
+                task = SmartNetInferTask(path, self.conf, type="segmentation")
+            if task.is_valid():
+                logger.info(f"+++ Adding Inferer:: {name} => {task}")
+                infers[name] = task
+        return infers
+
+    def init_trainers(self) -> Dict[str, TrainTask]:
+        trainers: Dict[str, TrainTask] = {}
+        if strtobool(self.conf.get("skip_trainers", "false")):
+            return trainers
+        for name, path in self.models.items():
+            if is_classifier(path):  # MONAI Label's datastore holds label volumes, not volume-level classes
+                continue
+            task = SmartNetTrainTask(path, self.conf)
+            if task.is_valid():
+                logger.info(f"+++ Adding Trainer:: {name} => {task}")
+                trainers[name] = task
+        return trainers
+
+    def init_strategies(self) -> Dict[str, Strategy]:
+        return {"random": Random(), "first": First()}
