@@ -1,6 +1,7 @@
 """Ignite handlers: checkpoints with engine state, loss terms, evaluation reports, inference writers, transfer."""
 
 from .evaluation_report import SliceEvaluationReport, binary_scores
+from .final_validation import FinalValidation
 from .inference_writer import SliceProbabilityWriter, axial_axis
 from .loss_terms import LossTermsLogger
 from .training_state import TrainingStateLoader, TrainingStateSaver
@@ -8,6 +9,7 @@ from .volume_report import VolumeEvaluationReport, VolumePredictionWriter, voxel
 from .transfer import REFERENCE_UNFREEZE_SCHEDULE, GradualUnfreezing, PretrainedWeightsLoader, scale_schedule
 
 __all__ = [
+    "FinalValidation",
     "LossTermsLogger",
     "TrainingStateLoader",
     "TrainingStateSaver",

@@ -1,0 +1,228 @@
+"""MONAI Label integration against a real server: the stock ``monaibundle`` app serving and training
+``smartnet_down_seg``, and our app (``monailabel_app/``) serving ``smartnet_down_cls`` and ``smartnet_down_seg``.
+
+The MONAI Label environment (monailabel 0.8.5, torch 2.14.1) is built once by ``monailabel_app/setup_env.sh`` and
+cached in ``~/.cache/smartnet/monailabel-venv`` (``SMARTNET_MONAILABEL_VENV`` overrides). The served bundles are
+release archives (``smartnet release``) of bundles trained here for one epoch with the reference architecture, so the
+configs' defaults fit the weights exactly as MONAI Label loads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import DOWN_CLS, DOWN_SEG, REPO, UPSTREAM, run_bundle
+
+APP = REPO / "monailabel_app"
+VENV = Path(os.environ.get("SMARTNET_MONAILABEL_VENV", Path.home() / ".cache" / "smartnet" / "monailabel-venv"))
+SMALL_TRAINING = {"image_size": 32, "num_workers": 0, "batch_size": 2, "epochs": 1, "val_interval": 1}
+
+
+@pytest.fixture(scope="module")
+def monailabel_env() -> Path:
+    result = subprocess.run(["bash", str(APP / "setup_env.sh"), str(VENV)], capture_output=True, text=True,
+                            encoding="utf-8", errors="replace", timeout=1800)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert (VENV / "bin" / "monailabel").is_file()
+    return VENV
+
+
+@pytest.fixture(scope="module")
+def served_bundles(tiny_dataset, tmp_path_factory) -> Path:
+    """Release archives of the three bundles, reference architecture trained one epoch at 32 px, unpacked."""
+    root = tmp_path_factory.mktemp("label_bundles")
+    run_bundle(UPSTREAM, ["train.json"], {"dataset_dir": tiny_dataset, "slices_per_volume": 2, "val_batch_size": 8,
+                                          **SMALL_TRAINING}, bundle_root=root / "smartnet_upstream")
+    for bundle in (DOWN_SEG, DOWN_CLS):
+        run_bundle(bundle, ["train.json"], {"dataset_dir": tiny_dataset, **SMALL_TRAINING},
+                   bundle_root=root / bundle.name)
+    for bundle in (UPSTREAM, DOWN_SEG, DOWN_CLS):  # the bundle folders as users keep them: configs + weights
+        for item in ("configs", "docs", "LICENSE"):
+            copy = shutil.copytree if (bundle / item).is_dir() else shutil.copy
+            copy(bundle / item, root / bundle.name / item)
+    dist = root / "dist"
+    result = subprocess.run([sys.executable, "-m", "smartnet.cli", "release", "--out_dir", str(dist),
+                             "--bundles_dir", str(root)], capture_output=True, text=True, encoding="utf-8")
+    assert result.returncode == 0, result.stderr
+    assert "need configs" not in result.stdout  # the defaults fit the weights: no profile needed
+    unpacked = root / "unpacked"
+    for archive in dist.glob("*.zip"):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(unpacked)
+    return unpacked
+
+
+@pytest.fixture(scope="module")
+def studies(tiny_dataset, tmp_path_factory) -> Path:
+    """Three labelled head CTs in a MONAI Label datastore folder (images + labels/final)."""
+    folder = tmp_path_factory.mktemp("studies")
+    (folder / "labels" / "final").mkdir(parents=True)
+    for image in sorted((tiny_dataset / "train").glob("*_img.nii.gz"))[:3]:
+        shutil.copy(image, folder / image.name)
+        shutil.copy(str(image).replace("_img.", "_mask."), folder / "labels" / "final" / image.name)
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _post(url: str, data: bytes, content_type: str, timeout: int = 600) -> bytes:
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read()
+
+
+@contextlib.contextmanager
+def label_server(env: Path, app: Path, studies_dir: Path, models: str, log: Path):
+    """A MONAI Label server on 127.0.0.1 (offline settings), always stopped afterwards; yields its base URL."""
+    port = _free_port()
+    cmd = [str(env / "bin" / "monailabel"), "start_server", "--app", str(app), "--studies", str(studies_dir),
+           "--conf", "models", models, "--conf", "zoo_source", "local", "--conf", "sam2", "false",
+           "--host", "127.0.0.1", "--port", str(port)]
+    environment = {**os.environ, "PATH": f"{env / 'bin'}{os.pathsep}{os.environ['PATH']}", "PYTHONIOENCODING": "utf-8"}
+    environment.pop("PYTHONPATH", None)
+    with open(log, "w", encoding="utf-8") as out:
+        server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                _get(url + "/info/")
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise AssertionError("MONAI Label server did not start:\n" + log.read_text(encoding="utf-8")[-5000:])
+                time.sleep(1)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+
+
+def _infer(url: str, model: str, image_id: str, output: str) -> bytes:
+    query = urllib.parse.urlencode({"image": image_id, "output": output})
+    body = urllib.parse.urlencode({"params": json.dumps({"device": "cpu"})}).encode()
+    return _post(f"{url}/infer/{model}?{query}", body, "application/x-www-form-urlencoded")
+
+
+def _train_one_epoch(url: str, model: str) -> dict:
+    request = {"max_epochs": 1, "val_split": 0.34, "device": "cpu", "multi_gpu": False}
+    _post(f"{url}/train/{model}?run_sync=false", json.dumps(request).encode(), "application/json")
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        time.sleep(3)
+        status = _get(url + "/train/")
+        if status.get("status") not in ("SUBMITTED", "RUNNING"):
+            return status
+    raise AssertionError("MONAI Label training did not finish in 15 minutes")
+
+
+def _bundle_inference(bundle: Path, image: Path, out: Path) -> Path:
+    """Our own inference workflow on ``image`` with the same weights, in this (project) environment."""
+    single = out / "input"
+    single.mkdir(parents=True)
+    shutil.copy(image, single / image.name)
+    repo_bundle = {"smartnet_down_seg": DOWN_SEG, "smartnet_down_cls": DOWN_CLS}[bundle.name]
+    run_bundle(repo_bundle, ["inference.json"], {"input": single, "output_dir": out / "result",
+                                                 "ckpt_path": bundle / "models" / "model.pt"}, bundle_root=out)
+    return out / "result"
+
+
+def test_stock_monaibundle_app_serves_and_trains_the_segmenter(monailabel_env, served_bundles, studies, tmp_path):
+    apps = tmp_path / "apps"
+    result = subprocess.run([str(monailabel_env / "bin" / "monailabel"), "apps", "--download", "--name", "monaibundle",
+                             "--output", str(apps)], capture_output=True, text=True,
+                            env={**os.environ, "PATH": f"{monailabel_env / 'bin'}{os.pathsep}{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    app = apps / "monaibundle"
+    for name in ("smartnet_down_seg", "smartnet_upstream"):  # the upstream sits beside it for the transfer
+        shutil.copytree(served_bundles / name, app / "model" / name)
+    model = app / "model" / "smartnet_down_seg" / "models" / "model.pt"
+    shipped_mtime = model.stat().st_mtime
+    image = sorted(studies.glob("*_img.nii.gz"))[0]
+
+    with label_server(monailabel_env, app, studies, "smartnet_down_seg", tmp_path / "server.log") as url:
+        info = _get(url + "/info/")
+        assert info["models"]["smartnet_down_seg"]["labels"] == {"hemorrhage": 1}
+        assert info["models"]["smartnet_down_seg"]["type"] == "segmentation"
+        assert "smartnet_down_seg" in info["trainers"]
+
+        label_file = tmp_path / "label.nii.gz"
+        label_file.write_bytes(_infer(url, "smartnet_down_seg", image.name.replace(".nii.gz", ""), "image"))
+        label, source = nib.load(label_file), nib.load(image)
+        assert label.shape == source.shape
+        assert np.allclose(label.affine, source.affine, atol=1e-3)
+        values = np.asarray(label.dataobj)
+        assert set(np.unique(values)) <= {0, 1}
+
+        status = _train_one_epoch(url, "smartnet_down_seg")
+        assert status["status"] == "DONE", json.dumps(status)[-3000:]
+        details = "\n".join(status.get("details", []))
+        assert "smartnet_upstream/models/model.pt" in details  # the bundle's own initialisation: upstream transfer
+        assert model.stat().st_mtime > shipped_mtime  # a new best checkpoint (validated at the end of the round)
+        assert (model.parent / "last.pt").is_file()
+
+    ours = _bundle_inference(served_bundles / "smartnet_down_seg", image, tmp_path / "ours")
+    mask = np.asarray(nib.load(ours / image.name.replace(".nii.gz", "_seg.nii.gz")).dataobj)
+    assert np.array_equal(mask.astype(np.uint8), values.astype(np.uint8))  # same weights, same answer
+
+
+def test_our_app_serves_the_classifier_and_fine_tunes_the_segmenter(monailabel_env, served_bundles, studies,
+                                                                    tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    shutil.copy(APP / "main.py", app / "main.py")
+    for name in ("smartnet_down_seg", "smartnet_down_cls"):
+        shutil.copytree(served_bundles / name, app / "model" / name)
+    image = sorted(studies.glob("*_img.nii.gz"))[0]
+    image_id = image.name.replace(".nii.gz", "")
+
+    with label_server(monailabel_env, app, studies, "smartnet_down_seg,smartnet_down_cls",
+                      tmp_path / "server.log") as url:
+        info = _get(url + "/info/")
+        assert info["models"]["smartnet_down_cls"]["type"] == "classification"
+        assert info["models"]["smartnet_down_cls"]["labels"] == {"intracranial_hemorrhage": 0}
+        assert set(info["trainers"]) == {"smartnet_down_seg"}
+
+        answer = json.loads(_infer(url, "smartnet_down_cls", image_id, "json"))
+        [prediction] = answer["prediction"]
+        assert prediction["label"] == "intracranial_hemorrhage"
+        assert 0.0 <= prediction["score"] <= 1.0
+
+        status = _train_one_epoch(url, "smartnet_down_seg")
+        assert status["status"] == "DONE", json.dumps(status)[-3000:]
+        details = "\n".join(status.get("details", []))
+        assert "Restored all variables from" in details and "smartnet_down_seg/models/model.pt" in details
+
+    ours = _bundle_inference(served_bundles / "smartnet_down_cls", image, tmp_path / "ours")
+    [row] = json.loads((ours / "predictions.json").read_text(encoding="utf-8"))["volumes"]
+    assert abs(row["probability"] - prediction["score"]) < 1e-4  # the served weights are the bundle's
