@@ -73,6 +73,6 @@ def test_volume_classifier_learns_from_the_upstream_encoder(bundles_root, learni
 
 
 def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(bundles_root, learning_dataset):
-    metrics = _train_and_evaluate(DOWN_SEG, bundles_root / "smartnet_down_seg", learning_dataset, epochs=10,
-                                  val_interval=1, learning_rate=2e-3, min_lr_factor=1.0, gradual_unfreeze=False)
+    metrics = _train_and_evaluate(DOWN_SEG, bundles_root / "smartnet_down_seg", learning_dataset, epochs=6,
+                                  val_interval=3, learning_rate=2e-3, min_lr_factor=1.0, gradual_unfreeze=False)
     assert metrics["dice_mean"] >= THRESHOLD_DICE, metrics
