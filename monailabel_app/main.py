@@ -46,6 +46,14 @@ def _with_profile(path: str, config: str, profile: str | None) -> list[str]:
     return [config, extra]
 
 
+def _parse_with_profile(path: str, config: str, profile: str | None, bundle_root_key: str) -> ConfigParser:
+    """The bundle config (with the profile layered over it) as MONAI Label parses it: ``bundle_root`` = ``path``."""
+    parser = ConfigParser()
+    parser.read_config(_with_profile(path, config, profile))
+    parser.config.update({bundle_root_key: path})
+    return parser
+
+
 def is_classifier(path: str) -> bool:
     """A bundle whose network output is class probabilities (metadata ``outputs.pred.type``)."""
     with open(os.path.join(path, "configs", "metadata.json"), encoding="utf-8") as f:
@@ -61,10 +69,7 @@ class SmartNetInferTask(BundleInferTask):
         super().__init__(path, conf, **kwargs)
 
     def _load_bundle_config(self, path, config):
-        parser = ConfigParser()
-        parser.read_config(_with_profile(path, config, self.profile))
-        parser.config.update({self.const.key_bundle_root(): path})
-        return parser
+        return _parse_with_profile(path, config, self.profile, self.const.key_bundle_root())
 
 
 class SmartNetTrainTask(BundleTrainTask):
@@ -77,10 +82,7 @@ class SmartNetTrainTask(BundleTrainTask):
         super().__init__(path, conf, **kwargs)
 
     def _load_bundle_config(self, path, config):
-        parser = ConfigParser()
-        parser.read_config(_with_profile(path, config, self.profile))
-        parser.config.update({self.const.key_bundle_root(): path})
-        return parser
+        return _parse_with_profile(path, config, self.profile, self.const.key_bundle_root())
 
     def __call__(self, request, datastore):
         self._request = request
