@@ -7,8 +7,12 @@ attached, so the trainer's epoch and iteration are saved and restored with the m
 
 from __future__ import annotations
 
+import logging
+
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.utils import min_version, optional_import
+
+from ..checkpoints import UnsafeCheckpointError, load_checkpoint
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 
@@ -37,3 +41,12 @@ class TrainingStateLoader(CheckpointLoader):
     def attach(self, engine: Engine) -> None:
         self.load_dict[self._engine_key] = engine
         super().attach(engine)
+
+    def __call__(self, engine: Engine) -> None:
+        """Refuse a checkpoint that carries pickled code with one clear message (exit 2), then resume."""
+        try:
+            load_checkpoint(self.load_path)
+        except (UnsafeCheckpointError, FileNotFoundError) as err:
+            logging.getLogger("smartnet").error(f"cannot resume: {err}")
+            raise SystemExit(2) from None
+        super().__call__(engine)

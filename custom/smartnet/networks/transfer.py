@@ -21,6 +21,8 @@ import torch
 from monai.networks.utils import copy_model_state
 from torch import nn
 
+from ..checkpoints import UnsafeCheckpointError, load_checkpoint
+
 __all__ = ["LOAD_TYPES", "TransferError", "TransferReport", "read_state_dict", "load_pretrained"]
 
 LOAD_TYPES: dict[str, tuple[str, ...]] = {
@@ -55,7 +57,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise TransferError(f"pretrained checkpoint not found: {path} (train the upstream bundle first, or set the "
                             "path to its models/model.pt)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = load_checkpoint(path)
+    except UnsafeCheckpointError as err:
+        raise TransferError(str(err)) from None
     for key in ("model", "state_dict", "model_state_dict"):
         if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
             state = state[key]
