@@ -61,3 +61,40 @@ def test_resume_from_a_crafted_checkpoint_is_refused(tiny_dataset, tmp_path):
     assert result.returncode == 2 and "Traceback" not in log
     assert "cannot resume" in log and "refused, it holds pickled Python objects" in log
     assert not marker.exists()
+
+
+def test_checkpoint_saves_are_atomic(tmp_path, monkeypatch):
+    """A save that dies half-way leaves the previous model.pt intact (MONAI's own saver writes in place)."""
+    from ignite.engine import Engine
+
+    from smartnet.handlers import AtomicCheckpointSaver
+
+    network = torch.nn.Linear(2, 1)
+    saver = AtomicCheckpointSaver(save_dir=str(tmp_path), save_dict={"model": network}, save_final=True,
+                                  final_filename="model.pt")
+    engine = Engine(lambda e, b: None)
+    saver.attach(engine)
+    engine.run([0], max_epochs=1)
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert torch.equal(saved["weight"], network.weight.detach())
+
+    real_save = torch.save
+
+    def dies_half_way(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        f.truncate(10)  # what a crash or a full disk leaves behind
+        raise OSError("No space left on device")
+
+    with torch.no_grad():
+        network.weight.add_(1.0)
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    again = AtomicCheckpointSaver(save_dir=str(tmp_path), save_dict={"model": network}, save_final=True,
+                                  final_filename="model.pt")
+    second = Engine(lambda e, b: None)
+    again.attach(second)
+    with pytest.raises(OSError, match="No space left"):
+        second.run([0], max_epochs=1)
+    monkeypatch.setattr(torch, "save", real_save)
+    kept = torch.load(tmp_path / "model.pt", weights_only=True)  # still the complete, previous checkpoint
+    assert torch.equal(kept["weight"], saved["weight"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no temporary file left

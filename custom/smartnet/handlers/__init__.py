@@ -4,11 +4,12 @@ from .evaluation_report import SliceEvaluationReport, binary_scores
 from .final_validation import FinalValidation
 from .inference_writer import SliceProbabilityWriter, axial_axis
 from .loss_terms import LossTermsLogger
-from .training_state import TrainingStateLoader, TrainingStateSaver
+from .training_state import AtomicCheckpointSaver, TrainingStateLoader, TrainingStateSaver
 from .volume_report import VolumeEvaluationReport, VolumePredictionWriter, voxel_volume_ml
 from .transfer import REFERENCE_UNFREEZE_SCHEDULE, GradualUnfreezing, PretrainedWeightsLoader, scale_schedule
 
 __all__ = [
+    "AtomicCheckpointSaver",
     "FinalValidation",
     "LossTermsLogger",
     "TrainingStateLoader",

@@ -16,10 +16,32 @@ from ..checkpoints import UnsafeCheckpointError, load_checkpoint
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 
-__all__ = ["TrainingStateSaver", "TrainingStateLoader"]
+__all__ = ["AtomicCheckpointSaver", "TrainingStateSaver", "TrainingStateLoader"]
 
 
-class TrainingStateSaver(CheckpointSaver):
+def _keep(filename: str) -> None:
+    """A save handler's ``remove`` that keeps the file (it is replaced by the next atomic save)."""
+
+
+class AtomicCheckpointSaver(CheckpointSaver):
+    """``monai.handlers.CheckpointSaver`` whose files are written atomically: to a temporary file in the same folder,
+    then renamed over the old one (ignite's ``DiskSaver(atomic=True)``, which keeps group/others read permission).
+    MONAI writes in place, so a crash during a save could leave a truncated ``model.pt``; here the old file stays.
+    Fixed-name files (``model.pt``, ``last.pt``) are also never deleted before their replacement is written: ignite
+    removes the previous item first, so a failing save (full disk) retried by the exception handler would otherwise
+    delete the last good checkpoint."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
+            if checkpoint is None:
+                continue
+            checkpoint.save_handler._atomic = True
+            if getattr(checkpoint.save_handler, "filename", None) is not None:
+                checkpoint.save_handler.remove = _keep  # the atomic rename replaces the file
+
+
+class TrainingStateSaver(AtomicCheckpointSaver):
     """``monai.handlers.CheckpointSaver`` whose ``save_dict`` also holds the attached engine (``engine_key``)."""
 
     def __init__(self, save_dir: str, save_dict: dict, engine_key: str = "trainer", **kwargs) -> None:
