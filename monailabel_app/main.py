@@ -74,7 +74,8 @@ class SmartNetInferTask(BundleInferTask):
 
 class SmartNetTrainTask(BundleTrainTask):
     """``BundleTrainTask`` that honours MONAI Label's ``pretrained`` request flag through the bundle's fine-tune
-    idiom (``finetune`` + ``finetune_model_path``), and the optional profile."""
+    idiom (``finetune`` + ``finetune_model_path``), and the optional profile (single-process rounds; MONAI Label's
+    multi-GPU rounds write their own merged config and use the configs' defaults)."""
 
     def __init__(self, path: str, conf: Dict[str, str], **kwargs) -> None:
         self.profile = conf.get("smartnet_profile") or None
