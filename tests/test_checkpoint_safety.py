@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import os
 from pathlib import Path
 
@@ -64,7 +66,8 @@ def test_resume_from_a_crafted_checkpoint_is_refused(tiny_dataset, tmp_path):
 
 
 def test_checkpoint_saves_are_atomic(tmp_path, monkeypatch):
-    """A save that dies half-way leaves the previous model.pt intact (MONAI's own saver writes in place)."""
+    """A save that dies half-way leaves the previous model.pt intact (MONAI's own saver writes in place) and stops
+    the run with one message naming the file."""
     from ignite.engine import Engine
 
     from smartnet.handlers import AtomicCheckpointSaver
@@ -83,7 +86,7 @@ def test_checkpoint_saves_are_atomic(tmp_path, monkeypatch):
     def dies_half_way(obj, f, *args, **kwargs):
         real_save(obj, f, *args, **kwargs)
         f.truncate(10)  # what a crash or a full disk leaves behind
-        raise OSError("No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     with torch.no_grad():
         network.weight.add_(1.0)
@@ -92,7 +95,7 @@ def test_checkpoint_saves_are_atomic(tmp_path, monkeypatch):
                                   final_filename="model.pt")
     second = Engine(lambda e, b: None)
     again.attach(second)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(SystemExit, match=r"cannot write checkpoint .*model\.pt: no space left on the device"):
         second.run([0], max_epochs=1)
     monkeypatch.setattr(torch, "save", real_save)
     kept = torch.load(tmp_path / "model.pt", weights_only=True)  # still the complete, previous checkpoint

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -119,61 +115,6 @@ def test_demo_default_geometry_is_realistic():
     vol = make_volume(np.random.default_rng(0), False, depth=28)
     assert vol.image.shape == (512, 512, 28)
     assert 0.4 < vol.spacing[0] < 0.5
-
-
-# ----------------------------------------------------------------------------------------------- validation
-def broken_corpus(root: Path) -> tuple[list[dict], dict[str, str]]:
-    """Datalist entries with one problem each, and the text expected in the message for it."""
-    good = save(root / "good_img.nii.gz", head())
-    good_mask = save(root / "good_mask.nii.gz", np.zeros((16, 16, 4), np.uint8))
-    noisy = (head() + np.random.default_rng(0).integers(0, 50, (16, 16, 4))).astype(np.int16)
-    packed = gzip.compress(nib.Nifti1Image(noisy, AFFINE).to_bytes())
-    (root / "truncated_img.nii.gz").write_bytes(packed[: len(packed) // 2])
-    (root / "random_img.nii.gz").write_bytes(np.random.default_rng(0).bytes(2000))
-    (root / "empty_img.nii.gz").write_bytes(b"")
-    nan = head().astype(np.float32)
-    nan[0, 0, 0] = np.nan
-    cases = {
-        "truncated": (str(root / "truncated_img.nii.gz"), str(good_mask), "cannot be read"),
-        "random": (str(root / "random_img.nii.gz"), str(good_mask), "cannot be read"),
-        "empty": (str(root / "empty_img.nii.gz"), str(good_mask), "cannot be read"),
-        "missing": (str(root / "missing_img.nii.gz"), str(good_mask), "does not exist"),
-        "2d": (str(save(root / "flat_img.nii.gz", head()[:, :, 0])), str(good_mask), "expected a 3D image"),
-        "4d": (str(save(root / "fourd_img.nii.gz", np.stack([head()] * 2, -1))), str(good_mask), "expected a 3D"),
-        "nan": (str(save(root / "nan_img.nii.gz", nan)), str(good_mask), "NaN/Inf"),
-        "unsigned": (str(save(root / "raw_img.nii.gz", (head() + 1024).astype(np.uint16) * 2)), str(good_mask),
-                     "unsigned raw scanner values"),
-        "windowed": (str(save(root / "win_img.nii.gz", np.clip((head() + 0.0) / 80, 0, 1).astype(np.float32))),
-                     str(good_mask), "already windowed"),
-        "nonbinary": (str(good), str(save(root / "nb_mask.nii.gz", np.full((16, 16, 4), 2, np.uint8))), "not binary"),
-        "shape": (str(good), str(save(root / "shape_mask.nii.gz", np.zeros((16, 16, 5), np.uint8))), "mask shape"),
-        "affine": (str(good), str(save(root / "aff_mask.nii.gz", np.zeros((16, 16, 4), np.uint8), np.eye(4))),
-                   "affine differs"),
-    }
-    entries = [{"image": img, "label": lbl} for img, lbl, _ in cases.values()]
-    return entries, {name: (img, lbl, text) for name, (img, lbl, text) in cases.items()}
-
-
-def test_validation_reports_every_problem_with_its_file(tmp_path):
-    entries, cases = broken_corpus(tmp_path)
-    problems = validate_entries(entries)
-    for name, (img, lbl, text) in cases.items():
-        path = lbl if name in ("nonbinary", "shape", "affine") else img
-        assert any(p.startswith(path) and text in p for p in problems), f"{name}: {text!r} not in {problems}"
-    assert validate_entries([{"image": str(tmp_path / "good_img.nii.gz"), "label": str(tmp_path / "good_mask.nii.gz")}]) == []
-
-
-def test_cli_validate_exits_nonzero_without_traceback(tmp_path):
-    entries, _ = broken_corpus(tmp_path)
-    datalist = tmp_path / "datalist.json"
-    datalist.write_text(json.dumps({"training": entries}))
-    result = subprocess.run(
-        [sys.executable, "-m", "smartnet.cli", "validate", str(datalist), "--splits", "training"],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert f"{len(entries)} problem(s)" in result.stderr and "random_img.nii.gz" in result.stderr
 
 
 # -------------------------------------------------------------------------------------------- slice dataset

@@ -2,13 +2,16 @@
 
 from .datalist import SPLITS, DatalistError, build_datalist, case_id_of, find_images, load_datalist, write_datalist
 from .dicom import write_dicom_series
+from .dicom_reader import DicomSeriesError, DicomSeriesReader, is_dicom_dir, read_dicom_series
 from .demo import HEMORRHAGE_KINDS, SyntheticHeadCT, make_volume
 from .demo_dataset import write_demo_dataset
+from .screening import FAILURES_FILE, InferenceInputs
 from .slice_dataset import SliceDataset
 from .validation import (
     check_datalist_or_exit,
     check_entries_or_exit,
     check_image,
+    inspect_file,
     load_datalist_or_exit,
     validate_datalist,
     validate_entries,
@@ -27,11 +30,18 @@ __all__ = [
     "make_volume",
     "write_demo_dataset",
     "SliceDataset",
+    "FAILURES_FILE",
+    "InferenceInputs",
     "write_dicom_series",
+    "DicomSeriesError",
+    "DicomSeriesReader",
+    "is_dicom_dir",
+    "read_dicom_series",
     "check_datalist_or_exit",
     "check_entries_or_exit",
     "load_datalist_or_exit",
     "check_image",
+    "inspect_file",
     "validate_datalist",
     "validate_entries",
 ]

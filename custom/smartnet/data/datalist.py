@@ -4,7 +4,8 @@ Two layouts are understood, per split folder ``<root>/{train,valid,test}/``:
 
 * NIfTI pairs (the original SMART-Net layout): ``<case>_img.nii[.gz]`` with ``<case>_mask.nii[.gz]``, paired by the
   case stem (never by sorting two lists). The mask is optional for the test split (inference needs none).
-* DICOM series: one sub-folder per case holding ``*.dcm`` files (read with ITK); an optional
+* DICOM series: one sub-folder per case holding ``*.dcm`` files or files with the DICOM preamble (read by
+  ``smartnet.data.read_dicom_series``); an optional
   ``<case>_mask.nii[.gz]`` beside the folder gives its mask.
 
 Paths in the datalist are relative to ``root``, so a dataset folder can be moved as a whole.
@@ -28,7 +29,9 @@ class DatalistError(ValueError):
 
 
 def _is_dicom_dir(path: Path) -> bool:
-    return path.is_dir() and any(p.suffix.lower() == ".dcm" for p in path.iterdir())
+    from .dicom_reader import is_dicom_dir
+
+    return is_dicom_dir(path)
 
 
 def build_datalist(root: str | os.PathLike, require_masks: tuple[str, ...] = ("train", "valid")) -> dict:

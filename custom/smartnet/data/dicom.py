@@ -13,11 +13,17 @@ _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def write_dicom_series(
-    image: np.ndarray, affine: np.ndarray, folder: str | Path, uid_root: str = "1.2.826.0.1.3680043.8.498"
+    image: np.ndarray,
+    affine: np.ndarray,
+    folder: str | Path,
+    uid_root: str = "1.2.826.0.1.3680043.8.498",
+    rescale_intercept: float | None = 0.0,
+    file_prefix: str = "slice",
 ) -> list[Path]:
     """Write ``image`` (x, y, z) in HU with its NIfTI-style RAS ``affine`` (4 x 4, mm) as a CT series in ``folder``.
 
-    Each slice ``k`` becomes ``folder/slice_<k>.dcm`` (int16, rescale slope 1, intercept 0) with the position,
+    Each slice ``k`` becomes ``folder/<file_prefix>_<k>.dcm`` (int16 stored values = HU - ``rescale_intercept``, slope
+    1; ``rescale_intercept=None`` writes no rescale tags, as raw scanner values without calibration) with the position,
     orientation and pixel spacing taken from the affine. MONAI's ITK reader returns the same voxels in world space (rows
     are flipped where needed so that the series' slice normal, row x column, points along the slice order).
     Returns the written paths.
@@ -39,6 +45,7 @@ def write_dicom_series(
     study, series = f"{uid_root}.1", f"{uid_root}.1.2"
     paths = []
     for k in range(volume.shape[2]):
+        # GDCM stores (value - intercept) when the rescale tags are set, so the pixels given here are HU
         pixels = np.ascontiguousarray(np.clip(np.rint(volume[:, :, k].T), -32768, 32767).astype(np.int16))
         slice_image = itk.image_from_array(pixels)
         slice_image.SetSpacing([float(np.linalg.norm(col_step)), float(np.linalg.norm(row_step))])
@@ -54,15 +61,16 @@ def write_dicom_series(
             "0020|0037": "\\".join(f"{v:.6f}" for v in orientation),
             "0028|0030": f"{np.linalg.norm(row_step):.6f}\\{np.linalg.norm(col_step):.6f}",
             "0018|0050": f"{np.linalg.norm(lps[:3, 2]):.6f}",
-            "0028|1052": "0",
-            "0028|1053": "1",
         }
+        if rescale_intercept is not None:
+            tags["0028|1052"] = f"{rescale_intercept:g}"
+            tags["0028|1053"] = "1"
         metadata = slice_image.GetMetaDataDictionary()
         for key, value in tags.items():
             metadata[key] = value
         image_io = itk.GDCMImageIO.New()
         image_io.KeepOriginalUIDOn()
-        path = folder / f"slice_{k:04d}.dcm"
+        path = folder / f"{file_prefix}_{k:04d}.dcm"
         writer = itk.ImageFileWriter[type(slice_image)].New(Input=slice_image, FileName=str(path), ImageIO=image_io)
         writer.Update()
         paths.append(path)

@@ -1,6 +1,7 @@
 """Dataset validation: every problem of a datalist at once, each naming its file, before any training starts.
 
-Checks per entry: the files exist and load; the image is 3D, finite and plausibly in HU (air near -1000, not
+Checks per entry: the files exist and load (corrupt, truncated, empty or absurd-size files and broken DICOM series are
+named, never a traceback); the image is 3D, finite and plausibly in HU (air near -1000, not
 unsigned 0..4095 raw values, not an already windowed 0..1 image); the mask is binary and has the image's shape and
 affine.
 """
@@ -8,6 +9,7 @@ affine.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Iterable
@@ -18,6 +20,8 @@ from .datalist import DatalistError, load_datalist
 
 __all__ = [
     "check_image",
+    "inspect_file",
+    "read_problem",
     "validate_entries",
     "validate_datalist",
     "check_datalist_or_exit",
@@ -26,14 +30,83 @@ __all__ = [
 ]
 
 AFFINE_TOLERANCE_MM = 1e-3
+MAX_VOXELS = 2**31  # 8 GB as float32: no head CT comes near (512 x 512 x 1000 is 2.6e8)
 
 
 def _load(path: str):
-    """Load with MONAI's reader (NIfTI via nibabel, DICOM folders via ITK); returns (array, affine)."""
-    from monai.transforms import LoadImage
+    """Load with SMART-Net's loader (NIfTI via nibabel, DICOM folders via ``read_dicom_series``): (array, affine)."""
+    from ..transforms.io import CTImageLoader
 
-    img = LoadImage(image_only=True)(path)
+    img = CTImageLoader(image_only=True)(path)
     return np.asarray(img), np.asarray(img.affine)
+
+
+def _nifti_header_problem(path: Path) -> str | None:
+    """A problem visible from a NIfTI header alone (empty, truncated, absurd size), before any voxel is read."""
+    import nibabel as nib
+
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file (0 bytes)"
+    try:
+        image = nib.load(str(path))
+    except Exception as err:  # noqa: BLE001 - nibabel raises many types for a broken file
+        return read_problem(err)
+    shape = tuple(int(n) for n in image.header.get_data_shape())
+    voxels = int(np.prod(shape, dtype=np.float64)) if shape else 0
+    if voxels > MAX_VOXELS:
+        gigabytes = voxels * 4 / 1e9
+        return (
+            f"header claims shape {shape} = {voxels:.3g} voxels ({gigabytes:.3g} GB as float32), far more than any head "
+            "CT: the header is corrupt"
+        )
+    if path.name.endswith(".nii"):
+        needed = int(image.header["vox_offset"]) + voxels * image.header.get_data_dtype().itemsize
+        if size < needed:
+            return f"truncated: the header needs {needed} bytes, the file has {size}"
+    return None
+
+
+def read_problem(err: BaseException) -> str:
+    """A one-line description of why a file could not be read, without a traceback."""
+    import gzip
+    import zlib
+
+    from .dicom_reader import DicomSeriesError
+
+    if isinstance(err, DicomSeriesError):
+        return str(err).split(": ", 1)[-1]
+    text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+    if isinstance(err, EOFError) or "end-of-stream" in text or "ended before" in text:
+        return "truncated file (the compressed data ends early)"
+    if isinstance(err, (gzip.BadGzipFile, zlib.error)) or "gzip" in text.lower():
+        return f"not a valid gzip-compressed NIfTI (corrupt file or not an image: {text[:120]})"
+    if isinstance(err, MemoryError):
+        return "too large to load (the header may be corrupt)"
+    return f"cannot be read as an image ({type(err).__name__}: {text[:200]})"
+
+
+def inspect_file(path: str, role: str = "image") -> tuple[tuple[np.ndarray, np.ndarray] | None, list[str]]:
+    """Load one image or mask for checking: ``((array, affine) or None, problems)``; each problem names ``path``.
+
+    Covers a missing path, an empty or folder-without-images input, corrupt, truncated or absurd-size NIfTI files and
+    broken DICOM series; the HU plausibility of images is ``check_image``'s job.
+    """
+    from .dicom_reader import is_dicom_dir
+
+    file = Path(path)
+    if not file.exists():
+        return None, [f"{path}: {role} file does not exist"]
+    if file.is_dir() and not is_dicom_dir(file):
+        return None, [f"{path}: folder with no DICOM files (*.dcm or files with the DICOM preamble)"]
+    if file.is_file() and re.search(r"\.nii(\.gz)?$", file.name):
+        problem = _nifti_header_problem(file)
+        if problem:
+            return None, [f"{path}: {problem}"]
+    try:
+        return _load(path), []
+    except Exception as err:  # noqa: BLE001 - any reader failure is a problem of this file
+        return None, [f"{path}: {read_problem(err)}"]
 
 
 def check_image(array: np.ndarray, name: str) -> list[str]:
@@ -73,13 +146,9 @@ def validate_entries(entries: Iterable[dict], require_label: bool = True) -> lis
         for path, role in ((image_path, "image"), (label_path, "label")):
             if not path:
                 continue
-            if not os.path.exists(path):
-                problems.append(f"{path}: {role} file does not exist")
-                continue
-            try:
-                loaded = _load(path)
-            except Exception as err:  # noqa: BLE001 - any reader failure is a problem of this file
-                problems.append(f"{path}: cannot be read as an image ({type(err).__name__}: {str(err)[:200]})")
+            loaded, file_problems = inspect_file(path, role)
+            problems += file_problems
+            if loaded is None:
                 continue
             if role == "image":
                 image_problems = check_image(loaded[0], path)

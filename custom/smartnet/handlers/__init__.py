@@ -1,5 +1,6 @@
-"""Ignite handlers: checkpoints with engine state, loss terms, evaluation reports, inference writers, transfer."""
+"""Ignite handlers: per-epoch seeding, checkpoints with engine state, loss terms, evaluation reports, inference writers, transfer."""
 
+from .epoch_seed import EpochSeeder
 from .evaluation_report import SliceEvaluationReport, binary_scores
 from .final_validation import FinalValidation
 from .inference_writer import SliceProbabilityWriter, axial_axis
@@ -10,6 +11,7 @@ from .transfer import REFERENCE_UNFREEZE_SCHEDULE, GradualUnfreezing, Pretrained
 
 __all__ = [
     "AtomicCheckpointSaver",
+    "EpochSeeder",
     "FinalValidation",
     "LossTermsLogger",
     "TrainingStateLoader",

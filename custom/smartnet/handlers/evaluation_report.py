@@ -10,10 +10,8 @@ Written at the end of each evaluation run into ``output_dir``:
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import torch
 from monai.metrics import compute_roc_auc
 from monai.utils import min_version, optional_import
 
+from ..storage import atomic_write_csv, atomic_write_text
 from .distributed import gather_to_rank0
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
@@ -160,27 +159,9 @@ class SliceEvaluationReport:
             metrics["case_dice_mean"] = float(np.mean(dices))
         self.results = {"metrics": metrics, "summary": summary}
 
-        _atomic_write(self.output_dir / f"{self.prefix}metrics.json", json.dumps(self.results, indent=4) + "\n")
-        _write_csv(self.output_dir / f"{self.prefix}per_case.csv", per_case)
-        _write_csv(self.output_dir / f"{self.prefix}slice_predictions.csv", self.slices)
+        atomic_write_text(self.output_dir / f"{self.prefix}metrics.json", json.dumps(self.results, indent=4) + "\n")
+        atomic_write_csv(self.output_dir / f"{self.prefix}per_case.csv", per_case)
+        atomic_write_csv(self.output_dir / f"{self.prefix}slice_predictions.csv", self.slices)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         self.logger.info(f"evaluation of {len(per_case)} volumes / {len(self.slices)} slices: {shown}")
         self.logger.info(f"results written to {self.output_dir}")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(".tmp_" + path.name)
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    fields: list[str] = []
-    for row in rows:
-        fields += [k for k in row if k not in fields]
-    tmp = path.with_name(".tmp_" + path.name)
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)

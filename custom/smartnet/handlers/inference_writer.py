@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
-from .evaluation_report import _atomic_write, _write_csv
+from ..storage import atomic_write_csv, atomic_write_text
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -76,7 +76,7 @@ class SliceProbabilityWriter:
 
     def _write(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        _write_csv(self.output_dir / "slice_probabilities.csv", self.rows)
+        atomic_write_csv(self.output_dir / "slice_probabilities.csv", self.rows)
         body = {"threshold": self.threshold, "volumes": self.volumes}
-        _atomic_write(self.output_dir / "volume_scores.json", json.dumps(body, indent=4) + "\n")
+        atomic_write_text(self.output_dir / "volume_scores.json", json.dumps(body, indent=4) + "\n")
         self.logger.info(f"wrote slice probabilities of {len(self.volumes)} volume(s) to {self.output_dir}")

@@ -13,6 +13,7 @@ from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.utils import min_version, optional_import
 
 from ..checkpoints import UnsafeCheckpointError, load_checkpoint
+from ..storage import describe_os_error
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 
@@ -23,13 +24,33 @@ def _keep(filename: str) -> None:
     """A save handler's ``remove`` that keeps the file (it is replaced by the next atomic save)."""
 
 
+class _SaveErrorReporter:
+    """Mixin for a ``DiskSaver`` class: a failed write (full disk, no permission) becomes one message and a stop.
+
+    The atomic save has already removed its temporary file and kept the previous checkpoint, so the run can be
+    resumed once there is space.
+    """
+
+    def __call__(self, checkpoint, filename: str, metadata=None) -> None:
+        try:
+            super().__call__(checkpoint, filename, metadata)
+        except OSError as err:
+            name = getattr(self, "filename", None) or filename  # MONAI's saver may replace the name
+            message = (
+                f"cannot write checkpoint {self.dirname}/{name}: {describe_os_error(err)}. The previous "
+                "checkpoint is kept; make space and resume with --resume true"
+            )
+            logging.getLogger("smartnet").error(message)
+            raise SystemExit(message) from None
+
+
 class AtomicCheckpointSaver(CheckpointSaver):
     """``monai.handlers.CheckpointSaver`` whose files are written atomically: to a temporary file in the same folder,
     then renamed over the old one (ignite's ``DiskSaver(atomic=True)``, which keeps group/others read permission).
     MONAI writes in place, so a crash during a save could leave a truncated ``model.pt``; here the old file stays.
     Fixed-name files (``model.pt``, ``last.pt``) are also never deleted before their replacement is written: ignite
     removes the previous item first, so a failing save (full disk) retried by the exception handler would otherwise
-    delete the last good checkpoint."""
+    delete the last good checkpoint. A failing write stops the run with one message naming the file."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -37,6 +58,8 @@ class AtomicCheckpointSaver(CheckpointSaver):
             if checkpoint is None:
                 continue
             checkpoint.save_handler._atomic = True
+            saver = checkpoint.save_handler  # MONAI's fixed-name DiskSaver: keep its class, add the reporting
+            saver.__class__ = type(f"Reporting{type(saver).__name__}", (_SaveErrorReporter, type(saver)), {})
             if getattr(checkpoint.save_handler, "filename", None) is not None:
                 checkpoint.save_handler.remove = _keep  # the atomic rename replaces the file
 

@@ -29,7 +29,8 @@ import torch
 from monai.utils import min_version, optional_import
 
 from .distributed import gather_to_rank0
-from .evaluation_report import _atomic_write, _write_csv, binary_scores
+from ..storage import atomic_write_csv, atomic_write_text
+from .evaluation_report import binary_scores
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -164,8 +165,8 @@ class VolumeEvaluationReport(_PerVolumeRows):
             metrics["false_positive_ml_mean_normal"] = float(fp[~labels].mean()) if (~labels).any() else float("nan")
         summary = {"volumes": len(self.rows), "haemorrhage_volumes": int(labels.sum()), "threshold": self.threshold}
         self.results = {"metrics": metrics, "summary": summary}
-        _atomic_write(self.output_dir / f"{self.prefix}metrics.json", json.dumps(self.results, indent=4) + "\n")
-        _write_csv(self.output_dir / f"{self.prefix}per_case.csv", self.rows)
+        atomic_write_text(self.output_dir / f"{self.prefix}metrics.json", json.dumps(self.results, indent=4) + "\n")
+        atomic_write_csv(self.output_dir / f"{self.prefix}per_case.csv", self.rows)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
         self.logger.info(f"evaluation of {len(self.rows)} volumes: {shown}")
         self.logger.info(f"results written to {self.output_dir}")
@@ -197,7 +198,7 @@ class VolumePredictionWriter(_PerVolumeRows):
 
     def _write(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        _write_csv(self.output_dir / "predictions.csv", self.rows)
+        atomic_write_csv(self.output_dir / "predictions.csv", self.rows)
         payload = {"threshold": self.threshold, "volumes": self.rows}
-        _atomic_write(self.output_dir / "predictions.json", json.dumps(payload, indent=4) + "\n")
+        atomic_write_text(self.output_dir / "predictions.json", json.dumps(payload, indent=4) + "\n")
         self.logger.info(f"{len(self.rows)} volume result(s) written to {self.output_dir}")

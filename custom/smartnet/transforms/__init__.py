@@ -1,13 +1,15 @@
-"""MONAI-style transforms for head CT: HU windows, CLAHE, empty-slice crop, slice sampling, per-slice scores, volume labels and depths."""
+"""MONAI-style transforms for head CT: loading (DICOM series, NIfTI), HU windows, CLAHE, empty-slice crop, slice sampling, per-slice scores, volume labels and depths."""
 
-from .intensity import CLAHE, WINDOW_PRESETS, CLAHEd, HUWindow, HUWindowd
+from .intensity import CLAHE, WINDOW_PRESETS, CheckHUd, CLAHEd, HUWindow, HUWindowd
 from .heads import SplitHeadsd
+from .io import CTImageLoader, LoadCTd
 from .slices import CropEmptySlicesd, RandSliceSamplerd, SliceMinMaxd, SliceScored
 from .volumes import CropToDepthd, VolumeDepthd, VolumeLabeld
 
 __all__ = [
     "CLAHE",
     "CLAHEd",
+    "CheckHUd",
     "HUWindow",
     "HUWindowd",
     "WINDOW_PRESETS",
@@ -16,6 +18,8 @@ __all__ = [
     "SliceScored",
     "SliceMinMaxd",
     "SplitHeadsd",
+    "CTImageLoader",
+    "LoadCTd",
     "CropToDepthd",
     "VolumeDepthd",
     "VolumeLabeld",

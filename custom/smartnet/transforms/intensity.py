@@ -1,4 +1,4 @@
-"""Intensity transforms: HU windows (one or several channels) and per-slice CLAHE."""
+"""Intensity transforms: an HU plausibility check, HU windows (one or several channels) and per-slice CLAHE."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, ScaleIntensityRange, Transform
 from monai.utils import convert_to_dst_type
 
-__all__ = ["HUWindow", "HUWindowd", "CLAHE", "CLAHEd", "WINDOW_PRESETS"]
+__all__ = ["HUWindow", "HUWindowd", "CLAHE", "CLAHEd", "CheckHUd", "WINDOW_PRESETS"]
 
 # (min HU, max HU). "reference" is SMART-Net's single window, level 40 / width 80.
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
@@ -125,4 +125,26 @@ class CLAHEd(MapTransform):
         if self.enabled:
             for key in self.key_iterator(d):
                 d[key] = self.clahe(d[key])
+        return d
+
+
+class CheckHUd(MapTransform):
+    """Refuse an image that does not look like a head CT in HU before it is windowed into garbage.
+
+    Raises ``ValueError`` naming the file (``filename_or_obj``) and the problem (see ``smartnet.data.check_image``:
+    not 3D, NaN/Inf, unsigned raw values without rescale, already windowed 0..1, no air near -1000 HU). Input
+    ``(1, X, Y, Z)`` in HU, returned unchanged.
+    """
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        from ..data.validation import check_image
+
+        d = dict(data)
+        for key in self.key_iterator(d):
+            image = d[key]
+            name = str(getattr(image, "meta", {}).get("filename_or_obj", key))
+            array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+            problems = check_image(array[0] if array.ndim == 4 and array.shape[0] == 1 else array, name)
+            if problems:
+                raise ValueError("; ".join(problems))
         return d

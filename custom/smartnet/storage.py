@@ -1,0 +1,135 @@
+"""Safe output: check a folder is writable (with free space) before work starts, and write files atomically.
+
+Every result file is written to a temporary name in its destination folder and renamed when complete, so a crash
+or a full disk never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from monai.data import NibabelWriter
+
+__all__ = [
+    "OutputError",
+    "check_output_dir",
+    "check_output_dir_or_exit",
+    "describe_os_error",
+    "atomic_write_text",
+    "atomic_write_csv",
+    "AtomicNibabelWriter",
+]
+
+NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_logger = logging.getLogger("smartnet.storage")
+
+
+class OutputError(OSError):
+    """An output folder that cannot be used (not writable, not a folder, too little free space)."""
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for a failed write: says "no space left" for a full disk or quota, else the system's reason."""
+    if err.errno in NO_SPACE:
+        return "no space left on the device (disk full, file size limit or quota)"
+    return err.strerror or str(err)
+
+
+def check_output_dir(path: str | os.PathLike, min_free_mb: float = 100.0) -> Path:
+    """Create ``path`` if needed and prove it is writable with at least ``min_free_mb`` MB free.
+
+    Raises:
+        OutputError: naming the folder and the reason.
+    """
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_check_") as probe:
+            probe.write(b"ok")
+            probe.flush()
+    except OSError as err:
+        raise OutputError(f"{folder}: cannot write here ({describe_os_error(err)})") from None
+    free_mb = shutil.disk_usage(folder).free / 2**20
+    if free_mb < min_free_mb:
+        raise OutputError(
+            f"{folder}: only {free_mb:.0f} MB free, at least {min_free_mb:.0f} MB are needed "
+            "(free some space or choose another folder)"
+        )
+    return folder
+
+
+def check_output_dir_or_exit(path: str | os.PathLike, min_free_mb: float = 100.0, purpose: str = "output") -> bool:
+    """``check_output_dir`` for bundle configs: on a problem print it and exit with status 2 before any work."""
+    try:
+        check_output_dir(path, min_free_mb)
+    except OutputError as err:
+        print(f"Cannot use the {purpose} folder: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return True
+
+
+def _replace_into(path: Path, write) -> None:
+    """Run ``write(tmp_path)`` on a temporary file next to ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(handle)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file, then rename)."""
+    _replace_into(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Write ``rows`` (dicts; columns in order of first appearance) as CSV, atomically."""
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    _replace_into(Path(path), write)
+
+
+class AtomicNibabelWriter(NibabelWriter):
+    """``monai.data.NibabelWriter`` that writes to a temporary ``.partial.nii.gz`` beside the target and renames it.
+
+    Use as ``SaveImaged(writer=AtomicNibabelWriter)``. A failed write (full disk) removes the partial file and ends
+    the run with one message naming the file.
+    """
+
+    def write(self, filename, verbose: bool = False, **obj_kwargs) -> None:
+        target = Path(filename)
+        suffix = "".join(target.suffixes[-2:]) if target.name.endswith(".nii.gz") else target.suffix
+        parent = super()
+
+        def write(tmp: Path) -> None:
+            staged = tmp.with_name(tmp.name + suffix)  # nibabel picks the format from the suffix
+            try:
+                parent.write(str(staged), verbose=verbose, **obj_kwargs)
+                os.replace(staged, tmp)
+            finally:
+                staged.unlink(missing_ok=True)
+
+        try:
+            _replace_into(target, write)
+        except OSError as err:
+            _logger.error(f"cannot write {target}: {describe_os_error(err)}")
+            raise SystemExit(f"cannot write {target}: {describe_os_error(err)}") from None
