@@ -56,8 +56,8 @@ def bundle_workflow(bundle: Path, configs: list[str], workflow_type: str, bundle
     return workflow
 
 
-def run_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_root: Path | None = None, check: bool = True):
-    """Run ``python -m monai.bundle run`` as a user would; returns the CompletedProcess (output captured)."""
+def bundle_command(bundle: Path, configs: list[str], overrides: dict, bundle_root: Path | None = None) -> list[str]:
+    """The ``python -m monai.bundle run`` command line a user would type."""
     files = "[" + ",".join(f"'{bundle / 'configs' / c}'" for c in configs) + "]"
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files]
     cmd += ["--meta_file", str(bundle / "configs" / "metadata.json")]
@@ -65,8 +65,16 @@ def run_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_root: P
     cmd += ["--bundle_root", str(bundle_root or bundle)]
     for key, value in overrides.items():
         cmd += [f"--{key}", str(value)]
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # progress bars print block characters; CI may run in a C locale
-    result = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=env,
+    return cmd
+
+
+BUNDLE_ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # progress bars print block characters; CI may use a C locale
+
+
+def run_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_root: Path | None = None, check: bool = True):
+    """Run ``python -m monai.bundle run`` as a user would; returns the CompletedProcess (output captured)."""
+    cmd = bundle_command(bundle, configs, overrides, bundle_root)
+    result = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=BUNDLE_ENV,
                             timeout=1200)
     if check and result.returncode != 0:
         raise AssertionError(f"bundle run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")

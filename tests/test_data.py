@@ -150,3 +150,72 @@ def test_dicom_series_round_trip_and_validation(tmp_path):
     assert torch.equal(a.as_tensor(), b.as_tensor())
     assert np.allclose(np.asarray(a.affine), np.asarray(b.affine), atol=1e-4)
     assert validate_entries([{"image": str(tmp_path / "test" / "p1")}], require_label=False) == []
+
+
+def _world_lookup(array: np.ndarray, affine: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """Values of ``array`` at world points (N, 3) (nearest voxel of ``affine``)."""
+    index = np.rint((np.linalg.inv(affine) @ np.c_[world, np.ones(len(world))].T)[:3].T).astype(int)
+    return array[tuple(index.T)]
+
+
+def test_dicom_reader_puts_a_gantry_tilted_series_in_place(tmp_path):
+    """A series whose slices are stacked along the table, 20 degrees off their normal, reads back with a sheared
+    affine that puts every voxel where it was written (MONAI's ITK reader would stack along the normal)."""
+    from smartnet.data import read_dicom_series, write_dicom_series
+
+    volume = make_volume(np.random.default_rng(4), True, size=40, depth=6).image
+    tilt = np.radians(20.0)
+    affine = np.array([[-0.5, 0, 0, 10.0], [0, 0.5 * np.cos(tilt), 0, -20.0], [0, 0.5 * np.sin(tilt), 4.0, 30.0],
+                       [0, 0, 0, 1]])
+    write_dicom_series(volume, affine, tmp_path / "tilted")
+    series = read_dicom_series(tmp_path / "tilted")
+    assert abs(series.tilt_degrees - 20.0) < 0.05 and not series.resampled
+    rng = np.random.default_rng(0)
+    index = np.c_[rng.integers(0, 40, 200), rng.integers(0, 40, 200), rng.integers(0, 6, 200)]
+    world = (affine @ np.c_[index, np.ones(200)].T)[:3].T
+    assert np.array_equal(_world_lookup(series.array, series.affine, world), volume[tuple(index.T)])
+
+
+def test_dicom_reader_resamples_uneven_spacing_or_keeps_it(tmp_path):
+    """Slices 4 mm apart then 7 mm apart (one series): resampled every 4 mm (acquired slices on the grid kept
+    exactly, the others interpolated; the last point, 1 mm past the last slice, takes that slice) or kept as acquired
+    with the mean step."""
+    from smartnet.data import read_dicom_series, write_dicom_series
+
+    volume = make_volume(np.random.default_rng(5), False, size=32, depth=10).image
+    folder = tmp_path / "uneven"
+    thin = np.diag([-0.6, 0.6, 4.0, 1.0])
+    thick = np.diag([-0.6, 0.6, 7.0, 1.0])
+    thick[2, 3] = 4.0 * 4 + 7.0  # continues 7 mm after the last thin slice
+    write_dicom_series(volume[..., :5], thin, folder, file_prefix="thin")
+    write_dicom_series(volume[..., 5:], thick, folder, file_prefix="thick")
+    acquired = volume[:, ::-1].astype(np.float32)  # rows are stored top-down (the writer flips y for this affine)
+    kept = read_dicom_series(folder, uneven_spacing="keep")
+    assert kept.array.shape == (32, 32, 10) and np.array_equal(kept.array, acquired)
+    assert np.allclose(kept.slice_positions[:, 2], [0, 4, 8, 12, 16, 23, 30, 37, 44, 51])
+    grid = read_dicom_series(folder)
+    assert grid.resampled and grid.affine[2, 2] == pytest.approx(4.0)
+    assert grid.array.shape == (32, 32, 14)  # 0, 4, ..., 52 mm: the finest regular step, nothing acquired is lost
+    for k, z in enumerate(range(0, 49, 4)):
+        if z in (0, 4, 8, 12, 16, 44):  # on an acquired slice
+            j = [0, 4, 8, 12, 16, 23, 30, 37, 44, 51].index(z)
+            assert np.array_equal(grid.array[..., k], acquired[..., j])
+    w = (24 - 23) / 7  # 24 mm lies between the slices at 23 and 30 mm
+    assert np.allclose(grid.array[..., 6], acquired[..., 5] * (1 - w) + acquired[..., 6] * w, atol=1e-3)
+    assert np.array_equal(grid.array[..., 13], acquired[..., 9])
+
+
+def test_dicom_rescale_intercept_is_honoured(tmp_path):
+    """Stored values HU + 1024 with intercept -1024 read as HU; the same values without rescale tags are refused."""
+    from smartnet.data import read_dicom_series, write_dicom_series
+
+    volume = make_volume(np.random.default_rng(6), True, size=24, depth=4).image
+    affine = np.diag([-0.8, 0.8, 5.0, 1.0])
+    paths = write_dicom_series(volume, affine, tmp_path / "rescaled", rescale_intercept=-1024.0)
+    stored = np.frombuffer(paths[-1].read_bytes()[-24 * 24 * 2:], np.int16).reshape(24, 24).T  # pixel data is last
+    assert np.array_equal(stored, volume[:, ::-1, -1] + 1024)  # the file really holds unsigned-style values
+    read = read_dicom_series(tmp_path / "rescaled")
+    assert np.array_equal(read.array[:, ::-1], volume.astype(np.float32))
+    write_dicom_series(volume + 1024, affine, tmp_path / "raw", rescale_intercept=None)
+    problems = validate_entries([{"image": str(tmp_path / "raw")}], require_label=False)
+    assert len(problems) == 1 and "without the rescale slope/intercept" in problems[0]

@@ -22,6 +22,7 @@ __all__ = [
     "check_output_dir",
     "check_output_dir_or_exit",
     "describe_os_error",
+    "os_error_in",
     "atomic_write_text",
     "atomic_write_csv",
     "AtomicNibabelWriter",
@@ -40,6 +41,18 @@ def describe_os_error(err: OSError) -> str:
     if err.errno in NO_SPACE:
         return "no space left on the device (disk full, file size limit or quota)"
     return err.strerror or str(err)
+
+
+def os_error_in(err: BaseException) -> OSError | None:
+    """The ``OSError`` behind ``err`` (itself, or its cause/context chain), e.g. under torch.save's RuntimeError."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def check_output_dir(path: str | os.PathLike, min_free_mb: float = 100.0) -> Path:

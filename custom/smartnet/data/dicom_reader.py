@@ -8,8 +8,9 @@ their position along the normal, and the affine's slice column is the measured s
 tilted series gets a sheared affine that puts every voxel at its true position (as dcm2niix or 3D Slicer do).
 
 Uneven spacing cannot be written as one affine. ``uneven_spacing="resample"`` (default) interpolates linearly along
-the stacking direction onto a regular grid with the series' most common step (acquired slices that fall on the grid
-are kept exactly); ``"keep"`` keeps the acquired slices and uses their mean step (approximate geometry, documented).
+the stacking direction onto a regular grid with the series' finest regular step (the smallest step that occurs at
+least twice, so no acquired detail is lost; acquired slices that fall on the grid are kept exactly); ``"keep"`` keeps
+the acquired slices and uses their mean step (approximate geometry in between, documented).
 A gap that is a whole multiple of both neighbouring steps is a missing slice and an error, as are mixed series.
 """
 
@@ -176,7 +177,7 @@ def _describe_steps(steps: np.ndarray) -> str:
 def _resample_slices(volume: np.ndarray, offsets: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
     """Linear interpolation of ``volume`` (X, Y, N) sampled at ``offsets`` (N, mm, increasing) onto a grid from
     ``offsets[0]`` with ``step``; returns the new volume and the grid offsets."""
-    count = int(np.floor((offsets[-1] - offsets[0]) / step + 1e-3)) + 1
+    count = int(np.rint((offsets[-1] - offsets[0]) / step)) + 1  # the last point is at most step / 2 past the end
     grid = offsets[0] + step * np.arange(count)
     upper = np.clip(np.searchsorted(offsets, grid, side="right"), 1, len(offsets) - 1)
     lower = upper - 1
@@ -193,7 +194,7 @@ def read_dicom_series(folder: str | os.PathLike, uneven_spacing: str = "resample
 
     Args:
         folder: a folder of DICOM files (``*.dcm`` or files with the DICOM preamble).
-        uneven_spacing: ``"resample"`` (regular grid at the most common step) or ``"keep"`` (acquired slices, mean
+        uneven_spacing: ``"resample"`` (regular grid at the finest regular step) or ``"keep"`` (acquired slices, mean
             step in the affine).
 
     Raises:
@@ -231,9 +232,9 @@ def read_dicom_series(folder: str | os.PathLike, uneven_spacing: str = "resample
     uneven = len(steps) > 1 and (steps.max() - steps.min()) > SPACING_TOLERANCE * np.median(steps)
     resampled = False
     if uneven:
-        distances = np.diff(offsets)
-        values, counts = np.unique(np.round(distances, 2), return_counts=True)
-        common = float(values[np.argmax(counts)])
+        values, counts = np.unique(np.round(np.diff(offsets), 2), return_counts=True)
+        repeated = values[counts >= 2]  # a regular part of the series, not a one-off transition gap
+        common = float(repeated.min() if repeated.size else np.median(np.diff(offsets)))
         if uneven_spacing == "resample":
             volume, offsets_grid = _resample_slices(volume, offsets, common)
             step_length, resampled = common, True

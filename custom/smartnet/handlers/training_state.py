@@ -13,7 +13,7 @@ from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.utils import min_version, optional_import
 
 from ..checkpoints import UnsafeCheckpointError, load_checkpoint
-from ..storage import describe_os_error
+from ..storage import describe_os_error, os_error_in
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 
@@ -34,7 +34,10 @@ class _SaveErrorReporter:
     def __call__(self, checkpoint, filename: str, metadata=None) -> None:
         try:
             super().__call__(checkpoint, filename, metadata)
-        except OSError as err:
+        except Exception as failure:  # torch.save turns a failed write into a RuntimeError about the zip position
+            err = os_error_in(failure)
+            if err is None:
+                raise
             name = getattr(self, "filename", None) or filename  # MONAI's saver may replace the name
             message = (
                 f"cannot write checkpoint {self.dirname}/{name}: {describe_os_error(err)}. The previous "
