@@ -67,8 +67,8 @@ def _train_and_evaluate(bundle: Path, root: Path, dataset: Path, **train_overrid
 
 
 def test_volume_classifier_learns_from_the_upstream_encoder(bundles_root, learning_dataset):
-    metrics = _train_and_evaluate(DOWN_CLS, bundles_root / "smartnet_down_cls", learning_dataset, epochs=12,
-                                  val_interval=3, learning_rate=3e-4, gradual_unfreeze=False)
+    metrics = _train_and_evaluate(DOWN_CLS, bundles_root / "smartnet_down_cls", learning_dataset, epochs=16,
+                                  val_interval=4, learning_rate=3e-4, gradual_unfreeze=False)
     assert metrics["auroc"] >= THRESHOLD_AUROC, metrics
 
 

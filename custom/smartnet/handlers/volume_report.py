@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
-from .distributed import gather_to_rank0
 from ..storage import atomic_write_csv, atomic_write_text
+from .distributed import gather_to_rank0
 from .evaluation_report import binary_scores
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
