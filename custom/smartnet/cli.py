@@ -7,6 +7,7 @@ Typical usage::
     smartnet datalist /data/ich                     # datalist.json from <root>/{train,valid,test}/
     smartnet validate /data/ich/datalist.json       # check every file; all problems at once, exit 1 on any
     smartnet release --out_dir dist                 # <name>_v<version>.zip per bundle, for monai.bundle download
+    smartnet report bundles/smartnet_upstream/eval/evaluation   # figures, CIs and report.html from saved results
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import fire
 from .data.datalist import DatalistError, write_datalist
 from .data.validation import validate_datalist
 
-__all__ = ["main", "demo", "demo_data", "datalist", "validate", "release"]
+__all__ = ["main", "demo", "demo_data", "datalist", "validate", "release", "report"]
 
 DEFAULT_DATA_DIR = "~/smartnet_data/demo"
 REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
@@ -230,10 +231,31 @@ def release(
     return [str(a.archive) for a in artifacts]
 
 
+def report(eval_dir: str, prefix: str = "", n_boot: int = 1000) -> None:
+    """Build the report of an evaluation folder from its saved results: ROC / PR curves, confusion matrices, lesion
+    volume scatter, 95 % bootstrap confidence intervals (added to ``metrics.json``) and ``report.html``. Figures the
+    evaluate workflow drew from the network (activation maps, t-SNE, overlays) are included when present."""
+    from .reports import ReportError, build_report
+
+    try:
+        path = build_report(eval_dir, prefix=prefix, n_boot=int(n_boot))
+    except ReportError as err:
+        _fail(str(err))
+        return
+    print(f"report written to {path}")
+
+
 def main() -> None:
     """Entry point of the ``smartnet`` console script."""
     os.environ.setdefault("PAGER", "cat")  # fire's help must not block in scripts
-    commands = {"demo": demo, "demo-data": demo_data, "datalist": datalist, "validate": validate, "release": release}
+    commands = {
+        "demo": demo,
+        "demo-data": demo_data,
+        "datalist": datalist,
+        "validate": validate,
+        "release": release,
+        "report": report,
+    }
     fire.Fire(commands, serialize=lambda result: None)  # the commands print their own results
 
 

@@ -1,10 +1,11 @@
-"""Ignite handlers: per-epoch seeding, checkpoints with engine state, loss terms, evaluation reports, inference writers, transfer."""
+"""Ignite handlers: per-epoch seeding, evaluation report figures, checkpoints with engine state, loss terms, evaluation reports, inference writers, transfer."""
 
 from .epoch_seed import EpochSeeder
 from .evaluation_report import SliceEvaluationReport, binary_scores
 from .final_validation import FinalValidation
 from .inference_writer import SliceProbabilityWriter, axial_axis
 from .loss_terms import LossTermsLogger
+from .report_figures import ReportFigures, gradcam_maps
 from .training_state import AtomicCheckpointSaver, TrainingStateLoader, TrainingStateSaver
 from .volume_report import VolumeEvaluationReport, VolumePredictionWriter, voxel_volume_ml
 from .transfer import REFERENCE_UNFREEZE_SCHEDULE, GradualUnfreezing, PretrainedWeightsLoader, scale_schedule
@@ -14,6 +15,8 @@ __all__ = [
     "EpochSeeder",
     "FinalValidation",
     "LossTermsLogger",
+    "ReportFigures",
+    "gradcam_maps",
     "TrainingStateLoader",
     "TrainingStateSaver",
     "SliceEvaluationReport",

@@ -1,0 +1,141 @@
+"""Evaluation reports: statistics against independent computations, figures as valid PNGs of the expected size,
+Grad-CAM maps, the HTML's references, and the HTML rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from smartnet.reports import auroc, binary_metrics_with_ci, bootstrap_ci, build_report, mean_with_ci
+from smartnet.reports.figures import DPI, plot_activation_maps, plot_overlays, plot_tsne
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG file, checking its signature and IHDR chunk."""
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
+    return struct.unpack(">II", data[16:24])
+
+
+def mann_whitney_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """AUROC by counting pairs (ties one half): an independent check of the report's number."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(wins / (len(pos) * len(neg)))
+
+
+@pytest.fixture()
+def scored() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 80)
+    scores = np.clip(labels * 0.35 + rng.normal(0.35, 0.2, 80), 0, 1).round(3)  # rounding makes ties
+    return labels, scores
+
+
+def test_statistics_equal_independent_computations_and_cis_contain_them(scored):
+    labels, scores = scored
+    stats = binary_metrics_with_ci(labels, scores, threshold=0.5, n_boot=300)
+    assert stats["auroc"]["value"] == pytest.approx(mann_whitney_auroc(labels, scores), abs=1e-12)
+    assert stats["sensitivity"]["value"] == pytest.approx(np.mean(scores[labels == 1] >= 0.5))
+    assert stats["specificity"]["value"] == pytest.approx(np.mean(scores[labels == 0] < 0.5))
+    for entry in stats.values():
+        assert entry["ci_low"] <= entry["value"] <= entry["ci_high"]
+        assert entry["ci_high"] - entry["ci_low"] > 0.01  # 80 cases: a real interval, not a point
+    dice = mean_with_ci(np.array([0.8, 0.6, np.nan, 0.9, 0.7]), n_boot=300)
+    assert dice["value"] == pytest.approx(0.75) and dice["ci_low"] <= 0.75 <= dice["ci_high"]
+    assert bootstrap_ci(auroc, np.ones(5), np.arange(5.0)) == (pytest.approx(np.nan, nan_ok=True),) * 2
+
+
+def _write_evaluation(folder: Path, labels: np.ndarray, scores: np.ndarray) -> None:
+    """What SliceEvaluationReport writes for 20 cases of 4 slices."""
+    folder.mkdir(parents=True)
+    slices = [{"case_id": f"c{i // 4}", "slice_index": i % 4, "probability": float(s), "label": int(y)}
+              for i, (y, s) in enumerate(zip(labels, scores))]
+    cases = []
+    for c in range(20):
+        rows = slices[4 * c: 4 * c + 4]
+        cases.append({"case_id": f"c{c}", "slices": 4, "positive_slices": sum(r["label"] for r in rows),
+                      "volume_label": int(any(r["label"] for r in rows)),
+                      "volume_score": max(r["probability"] for r in rows), "dice": 0.5 + 0.02 * c})
+    for name, rows in (("slice_predictions.csv", slices), ("per_case.csv", cases)):
+        with open(folder / name, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    metrics = {"metrics": {"slice_auroc": 0.0}, "summary": {"threshold": 0.5, "slices": 80, "volumes": 20}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_report_from_saved_predictions(scored, tmp_path):
+    labels, scores = scored
+    folder = tmp_path / "evaluation"
+    _write_evaluation(folder, labels, scores)
+    result = subprocess.run([sys.executable, "-m", "smartnet.cli", "report", str(folder), "--n_boot", "200"],
+                            capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
+    assert result.returncode == 0, result.stderr
+    intervals = json.loads((folder / "metrics.json").read_text())["confidence_intervals"]
+    assert intervals["slice_auroc"]["value"] == pytest.approx(mann_whitney_auroc(labels, scores))
+    volume_labels = labels.reshape(20, 4).max(1)
+    volume_scores = scores.reshape(20, 4).max(1)
+    assert intervals["volume_auroc"]["value"] == pytest.approx(mann_whitney_auroc(volume_labels, volume_scores))
+    assert intervals["dice"]["value"] == pytest.approx(np.mean(0.5 + 0.02 * np.arange(20)))
+    for entry in intervals.values():
+        if isinstance(entry, dict):
+            assert entry["ci_low"] <= entry["value"] <= entry["ci_high"]
+    sizes = {"roc_pr_slice.png": (1000, 460), "roc_pr_volume.png": (1000, 460), "confusion_slice.png": (500, 500),
+             "confusion_volume.png": (500, 500)}
+    for name, size in sizes.items():
+        assert png_size(folder / "figures" / name) == size
+    html = (folder / "report.html").read_text()
+    sources = re.findall(r"<img src='([^']+)'", html)
+    assert sorted(Path(s).name for s in sources) == sorted(sizes)
+    assert all((folder / s).is_file() for s in sources)
+    assert "c19" in html and "slice_auroc" in html
+
+
+def test_report_of_a_folder_without_results_is_one_message(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "smartnet.cli", "report", str(tmp_path)], capture_output=True,
+                            text=True, encoding="utf-8", errors="replace", timeout=600)
+    assert result.returncode == 1 and "run the evaluate workflow first" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_montage_figures_have_the_expected_size(tmp_path):
+    rng = np.random.default_rng(1)
+    image = rng.random((32, 32))
+    mask = np.zeros((32, 32))
+    mask[10:20, 10:20] = 1
+    overlays = plot_overlays([{"title": str(i), "image": image, "truth": mask, "pred": np.roll(mask, 3, 0)}
+                              for i in range(3)], tmp_path / "o.png", "cases")
+    assert png_size(overlays) == (int(2.6 * 3 * DPI), int(3.0 * DPI))
+    cams = plot_activation_maps([{"title": "a", "image": image, "cam": image}], tmp_path / "c.png", "cam")
+    assert png_size(cams) == (int(2.6 * DPI), int(3.0 * DPI))
+    features = np.concatenate([rng.normal(0, 1, (20, 8)), rng.normal(3, 1, (20, 8))])
+    tsne = plot_tsne(features, np.repeat([0, 1], 20), tmp_path / "t.png", "t-SNE")
+    assert png_size(tsne) == (500, 500)
+
+
+def test_gradcam_maps_have_the_slice_shape_and_are_not_constant():
+    from smartnet.handlers import gradcam_maps
+    from smartnet.networks import SmartNet2D, SmartNetVolumeClassifier
+
+    torch.manual_seed(0)
+    slices = torch.rand(3, 1, 64, 64)
+    upstream = SmartNet2D(encoder="resnet18", stem_stride=2)
+    maps = gradcam_maps(upstream, slices)
+    assert maps.shape == (3, 64, 64)
+    assert all(m.max() - m.min() > 0.1 for m in maps) and maps.min() >= 0 and maps.max() <= 1
+    volume = SmartNetVolumeClassifier(encoder="resnet18", stem_stride=2, operator="lstm", hidden=16, num_layers=1)
+    for p in volume.encoder.parameters():
+        p.requires_grad_(False)  # a frozen encoder, as after transfer: the maps still come out
+    maps = gradcam_maps(volume, slices, volume=True)
+    assert maps.shape == (3, 64, 64) and maps.max() == pytest.approx(1.0) and maps.std() > 0.01
