@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from conftest import DOWN_CLS, DOWN_SEG, REPO, TINY_DOWN_OVERRIDES, bundle_workflow, run_bundle
+from report_checks import CURVES, SQUARE, check_report, montage_size
 
 BUNDLES = {"cls": DOWN_CLS, "seg": DOWN_SEG}
 
@@ -159,6 +160,8 @@ def test_classifier_evaluate_and_infer(trained, tiny_dataset):
         truth = np.asarray(nib.load(tiny_dataset / "test" / f"{row['case_id']}_mask.nii.gz").dataobj)
         assert int(row["label"]) == int(truth.any())
     evaluated = {r["case_id"]: float(r["probability"]) for r in rows}
+    check_report(root / "eval" / "evaluation", {"roc_pr_volume.png": CURVES, "confusion_volume.png": SQUARE,
+                                                 "activation_maps.png": montage_size(len(cases))})
 
     run_bundle(DOWN_CLS, ["inference.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES}, bundle_root=root)
     out = root / "eval" / "inference"
@@ -168,6 +171,23 @@ def test_classifier_evaluate_and_infer(trained, tiny_dataset):
         assert p["probability"] == pytest.approx(evaluated[p["case_id"]], abs=1e-4)
         assert p["decision"] == int(p["probability"] >= 0.5)
     assert len(list(csv.DictReader(open(out / "predictions.csv")))) == len(cases)
+
+
+def test_classifier_report_shows_volume_tsne_and_activation_maps(trained, tiny_dataset, tmp_path):
+    """On the 4 training volumes (both labels): t-SNE of the operator's volume features, Grad-CAM through the
+    volume logit, and the report's CIs around the AUROC computed here by counting pairs."""
+    root = trained["cls"]
+    out = tmp_path / "report"
+    run_bundle(DOWN_CLS, ["train.json", "evaluate.json"], {"dataset_dir": tiny_dataset, "eval_split": "training",
+                                                           "eval_dir": out, **TINY_DOWN_OVERRIDES}, bundle_root=root)
+    check_report(out, {"tsne.png": SQUARE, "activation_maps.png": montage_size(4), "roc_pr_volume.png": CURVES})
+    rows = list(csv.DictReader(open(out / "per_case.csv")))
+    labels = np.array([int(r["label"]) for r in rows])
+    scores = np.array([float(r["probability"]) for r in rows])
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    by_hand = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+    auroc = json.loads((out / "metrics.json").read_text())["confidence_intervals"]["volume_auroc"]
+    assert auroc["value"] == pytest.approx(by_hand) and auroc["ci_low"] <= by_hand <= auroc["ci_high"]
 
 
 def test_segmenter_evaluate_and_infer_in_input_geometry(trained, tiny_dataset):
@@ -183,6 +203,10 @@ def test_segmenter_evaluate_and_infer_in_input_geometry(trained, tiny_dataset):
         # the evaluated image is resized in-plane, so the true lesion volume in mL is preserved only approximately
         assert float(row["true_ml"]) == pytest.approx(np.asarray(truth.dataobj).sum() * voxel_ml, rel=0.35, abs=0.5)
         assert float(row["false_positive_ml"]) <= float(row["predicted_ml"]) + 1e-9
+    check_report(root / "eval" / "evaluation", {"overlays.png": montage_size(3), "lesion_volume.png": SQUARE,
+                                                 "confusion_detection.png": SQUARE})
+    intervals = json.loads((root / "eval" / "evaluation" / "metrics.json").read_text())["confidence_intervals"]
+    assert intervals["dice"]["value"] == pytest.approx(results["metrics"]["dice_mean"])
 
     run_bundle(DOWN_SEG, ["inference.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES}, bundle_root=root)
     out = root / "eval" / "inference"

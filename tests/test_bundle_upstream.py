@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_OVERRIDES, UPSTREAM, bundle_workflow, run_bundle
+from report_checks import CURVES, SQUARE, check_report, montage_size
 
 CONFIGS = UPSTREAM / "configs"
 
@@ -124,6 +125,18 @@ def test_evaluate_scores_every_slice(trained_bundle, tiny_dataset):
         assert float(row["volume_score"]) == pytest.approx(max(probs))
         truth = np.asarray(nib.load(tiny_dataset / "test" / f"{row['case_id']}_mask.nii.gz").dataobj)
         assert int(row["volume_label"]) == int(truth.any())
+    # the report: curves, confusion matrices, Grad-CAM of the classifier head, t-SNE of slices, overlays, CIs
+    html = check_report(out, {"roc_pr_slice.png": CURVES, "roc_pr_volume.png": CURVES, "confusion_slice.png": SQUARE,
+                              "confusion_volume.png": SQUARE, "activation_maps.png": montage_size(4),
+                              "tsne.png": SQUARE, "overlays.png": montage_size(3)})
+    intervals = json.loads((out / "metrics.json").read_text())["confidence_intervals"]
+    labels = np.array([int(s["label"]) for s in slices])
+    scores = np.array([float(s["probability"]) for s in slices])
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    by_hand = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+    assert intervals["slice_auroc"]["value"] == pytest.approx(by_hand)
+    assert intervals["slice_auroc"]["ci_low"] <= by_hand <= intervals["slice_auroc"]["ci_high"]
+    assert "Grad-CAM" in html or "Activation maps" in html
 
 
 def test_inference_writes_masks_in_input_geometry(trained_bundle, tiny_dataset):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -15,15 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from report_checks import png_size
 from smartnet.reports import auroc, binary_metrics_with_ci, bootstrap_ci, build_report, mean_with_ci
 from smartnet.reports.figures import DPI, plot_activation_maps, plot_overlays, plot_tsne
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a PNG file, checking its signature and IHDR chunk."""
-    data = Path(path).read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
-    return struct.unpack(">II", data[16:24])
 
 
 def mann_whitney_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -139,3 +132,32 @@ def test_gradcam_maps_have_the_slice_shape_and_are_not_constant():
         p.requires_grad_(False)  # a frozen encoder, as after transfer: the maps still come out
     maps = gradcam_maps(volume, slices, volume=True)
     assert maps.shape == (3, 64, 64) and maps.max() == pytest.approx(1.0) and maps.std() > 0.01
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--virtual-time-budget=10000"]
+
+
+def test_report_renders_in_headless_chromium_with_every_image_loaded(scored, tmp_path):
+    """The static report.html opened from disk in Debian's Chromium: every <img> has loaded (naturalWidth > 0)."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium is part of the test setup (README's test command installs Debian's chromium)"
+    labels, scores = scored
+    folder = tmp_path / "evaluation"
+    _write_evaluation(folder, labels, scores)
+    page = build_report(folder, n_boot=100)
+    probe = folder / "probe.html"  # the report plus a script that records, after load, how many images decoded
+    probe.write_text(page.read_text().replace("</body>", (
+        "<script>window.addEventListener('load', () => { const all = [...document.images];"
+        " const ok = all.filter(i => i.complete && i.naturalWidth > 0);"
+        " document.body.setAttribute('data-images', ok.length + '/' + all.length); });</script></body>")))
+    result = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                             probe.as_uri()], capture_output=True, text=True, encoding="utf-8", errors="replace",
+                            timeout=180)
+    match = re.search(r'data-images="(\d+)/(\d+)"', result.stdout)
+    assert match, result.stdout[-2000:] + result.stderr[-2000:]
+    assert match.group(1) == match.group(2) == "4"
+    assert "Metrics (95% bootstrap confidence intervals)" in result.stdout

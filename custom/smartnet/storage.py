@@ -29,6 +29,13 @@ __all__ = [
 ]
 
 NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def _file_mode() -> int:
+    """Permissions a plain ``open()`` would give a new file (0666 minus the umask); mkstemp's files are 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 _logger = logging.getLogger("smartnet.storage")
 
 
@@ -95,6 +102,7 @@ def _replace_into(path: Path, write) -> None:
     os.close(handle)
     try:
         write(Path(tmp))
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

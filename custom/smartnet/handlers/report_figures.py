@@ -72,7 +72,8 @@ def gradcam_maps(network: nn.Module, slices: torch.Tensor, volume: bool = False)
     maps = np.maximum(maps, 0.0)
     low = maps.min(axis=(1, 2), keepdims=True) if not volume else maps.min()
     scale = (maps.max(axis=(1, 2), keepdims=True) if not volume else maps.max()) - low
-    return ((maps - low) / np.maximum(scale, 1e-12)).astype(np.float32)
+    flat = scale < 1e-8  # a constant map (e.g. a 1 x 1 last stage) carries no location: shown as zeros
+    return np.where(flat, 0.0, (maps - low) / np.where(flat, 1.0, scale)).astype(np.float32)
 
 
 class ReportFigures:
@@ -177,10 +178,10 @@ class ReportFigures:
         if image.dim() == 3 and depth is not None:
             d = int(torch.as_tensor(depth))
             image, truth, pred = image[..., :d], truth[..., :d], pred[..., :d]
-        case = self.cases.setdefault(str(item.get("case_id", "?")), {"inter": 0, "pred": 0, "truth": 0, "area": -1})
-        case["inter"] += int((truth & pred).sum())
-        case["pred"] += int(pred.sum())
-        case["truth"] += int(truth.sum())
+        case = self.cases.setdefault(str(item.get("case_id", "?")), {"n_inter": 0, "n_pred": 0, "n_truth": 0, "area": -1})
+        case["n_inter"] += int((truth & pred).sum())
+        case["n_pred"] += int(pred.sum())
+        case["n_truth"] += int(truth.sum())
         planes = [(image, truth, pred)] if image.dim() == 2 else [
             (image[..., z], truth[..., z], pred[..., z]) for z in range(image.shape[-1])]
         for plane, t, p in planes:
@@ -216,17 +217,17 @@ class ReportFigures:
                                         f"Grad-CAM on encoder.layer4, {name[self.task]}")
             manifest.append({"file": path.name, "caption": f"Activation maps (Grad-CAM, encoder's last stage) of the "
                              f"{name[self.task]} on its {len(items)} most probable ICH inputs"})
-        if len(self.features) >= 5 and len(set(self.feature_labels)) > 1:
+        if len(self.features) >= 4 and len(set(self.feature_labels)) > 1:
             level = "slices" if self.task == "slice" else "volumes"
             path = plot_tsne(np.stack(self.features), np.array(self.feature_labels),
                              figures / f"{self.prefix}tsne.png", f"t-SNE of {level} ({name[self.task]} features)")
             manifest.append({"file": path.name, "caption": f"t-SNE of the encoder features of {len(self.features)} "
                              f"{level}, coloured by label"})
-        ranked = sorted(((c["inter"] * 2 / (c["pred"] + c["truth"]), case) for case, c in self.cases.items()
-                         if c["truth"] > 0 and "image" in c), reverse=True)
+        ranked = sorted(((c["n_inter"] * 2 / (c["n_pred"] + c["n_truth"]), case) for case, c in self.cases.items()
+                         if c["n_truth"] > 0 and "image" in c), reverse=True)
         if ranked:
             picks = {"best": ranked[0], "median": ranked[len(ranked) // 2], "worst": ranked[-1]}
-            tiles = [{"title": f"{which}: {case} Dice {dice:.2f}", **{k: self.cases[case][k] for k in
+            tiles = [{"title": f"{which}: {case}\nDice {dice:.2f}", **{k: self.cases[case][k] for k in
                       ("image", "truth", "pred")}} for which, (dice, case) in picks.items()]
             path = plot_overlays(tiles, figures / f"{self.prefix}overlays.png", "Best, median and worst cases by Dice")
             manifest.append({"file": path.name, "caption": "CT slice with the largest lesion of the best, median and "
@@ -251,6 +252,6 @@ class ReportFigures:
                 maps = gradcam_maps(self.network, slices, volume=True)
                 z = int(np.argmax(maps.reshape(len(maps), -1).sum(axis=1)))  # the slice the decision rests on most
                 cam, shown, where = maps[z], slices[z, 0].cpu().numpy(), f"slice {z} of {depth}"
-            items.append({"title": f"{entry['case']} {where}: p={probability:.2f}, label {entry['label']}",
+            items.append({"title": f"{entry['case']}\n{where}: p={probability:.2f}, label {entry['label']}",
                           "image": shown, "cam": cam})
         return items

@@ -119,7 +119,7 @@ def plot_overlays(cases: Sequence[dict], path: Path, title: str) -> Path:
             mask = np.asarray(mask, dtype=float).T
             if mask.any() and not mask.all():
                 ax.contour(mask, levels=[0.5], colors=colour, linewidths=1.2, origin="lower")
-        ax.set_title(case["title"], fontsize=8)
+        ax.set_title(case["title"], fontsize=7)
         ax.axis("off")
     for ax in axes[0][len(cases):]:
         ax.axis("off")
@@ -135,7 +135,7 @@ def plot_activation_maps(items: Sequence[dict], path: Path, title: str) -> Path:
     for ax, item in zip(axes[0], items):
         ax.imshow(np.asarray(item["image"]).T, cmap="gray", vmin=0, vmax=1, origin="lower")
         ax.imshow(np.asarray(item["cam"]).T, cmap="jet", alpha=0.4, vmin=0, vmax=1, origin="lower")
-        ax.set_title(item["title"], fontsize=8)
+        ax.set_title(item["title"], fontsize=7)
         ax.axis("off")
     for ax in axes[0][len(items):]:
         ax.axis("off")
