@@ -20,6 +20,7 @@ import torch
 from conftest import BUNDLES, REPO, TINY_DOWN_OVERRIDES, TINY_OVERRIDES, run_bundle
 
 NAMES = ["smartnet_upstream", "smartnet_down_cls", "smartnet_down_seg"]
+VERSION = json.loads((BUNDLES / "smartnet_upstream" / "configs" / "metadata.json").read_text())["version"]
 PACKAGE = REPO / "custom" / "smartnet"
 NETWORK_KEYS = ("encoder", "stem_stride")
 
@@ -58,8 +59,8 @@ def release(user_bundles, tmp_path_factory) -> Path:
     text = _ok(_run([sys.executable, "-m", "smartnet.cli", "release", "--out_dir", out,
                      "--bundles_dir", user_bundles]))
     # the tiny network is the demo profile's (ResNet-18, stride-2 stem): the first profile that loads is named
-    assert "smartnet_down_seg_v0.1.0.zip: weights packed, weights need configs/demo.json" in text
-    assert "smartnet_down_cls_v0.1.0.zip: weights none" in text
+    assert f"smartnet_down_seg_v{VERSION}.zip: weights packed, weights need configs/demo.json" in text
+    assert f"smartnet_down_cls_v{VERSION}.zip: weights none" in text
     return out
 
 
@@ -105,7 +106,7 @@ def test_release_refuses_weights_its_configs_cannot_load(user_bundles, tmp_path)
     assert result.returncode == 1
     assert "does not load into the inference network of smartnet_down_cls" in result.stderr
     assert "tiny.json" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "out" / "smartnet_down_cls_v0.1.0.zip").exists()
+    assert not (tmp_path / "out" / f"smartnet_down_cls_v{VERSION}.zip").exists()
 
 
 def test_weights_by_large_files_yml(user_bundles, tmp_path):
@@ -149,8 +150,8 @@ def fresh_python(tmp_path_factory) -> Path:
 def test_downloaded_bundle_runs_without_the_project(release, fresh_python, tiny_dataset, tmp_path):
     downloads = tmp_path / "downloads"
     for name in ("smartnet_upstream", "smartnet_down_seg"):
-        _ok(_run([fresh_python, "-m", "monai.bundle", "download", "--name", name, "--version", "0.1.0",
-                  "--url", (release / f"{name}_v0.1.0.zip").as_uri(), "--bundle_dir", downloads], cwd=tmp_path))
+        _ok(_run([fresh_python, "-m", "monai.bundle", "download", "--name", name, "--version", VERSION,
+                  "--url", (release / f"{name}_v{VERSION}.zip").as_uri(), "--bundle_dir", downloads], cwd=tmp_path))
     bundle = downloads / "smartnet_down_seg"
     configs = bundle / "configs"
     assert (bundle / "smartnet" / "__init__.py").is_file() and (bundle / "models" / "model.pt").is_file()
@@ -165,7 +166,7 @@ def test_downloaded_bundle_runs_without_the_project(release, fresh_python, tiny_
     # inference on the test images, written in the input geometry
     out = tmp_path / "inference"
     log = bundle_run(["inference.json", "tiny.json"], dataset_dir=tiny_dataset, output_dir=out)
-    assert f"smartnet 0.1.0 from {bundle / 'smartnet'}" in log
+    assert f"smartnet {VERSION} from {bundle / 'smartnet'}" in log
     masks = sorted(out.glob("*_seg.nii.gz"))
     assert len(masks) == len(list((tiny_dataset / "test").glob("*_img.nii.gz"))) == 2
 

@@ -14,7 +14,7 @@ release archive carries inside the bundle is found without installing the projec
 import logging as _logging
 import os as _os
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import checkpoints, data, engines, handlers, losses, metrics, networks, schedules, transforms  # noqa: E402
 

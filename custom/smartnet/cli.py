@@ -187,6 +187,9 @@ def demo(
     print("Outputs (per bundle: models/model.pt best weights, models/last.pt training state):")
     for stage, bundle in bundles.items():
         print(f"  {_TITLE[stage]:<20} {bundle / 'eval' / 'evaluation'}  |  {bundle / 'eval' / 'inference'}")
+    reports = [bundle / "eval" / "evaluation" / "report.html" for bundle in bundles.values()]
+    for report in (r for r in reports if r.is_file()):
+        print(f"  report               {report}")
     print(f"  TensorBoard          tensorboard --logdir {root}")
     print(f"Pack the trained bundles into release archives: smartnet release --bundles_dir {root} --out_dir dist")
     return {stage: {k: metrics[k] for k in _SHOWN[stage] if k in metrics} for stage, metrics in results.items()}
