@@ -143,3 +143,34 @@ def test_volume_label_depth_and_crop_to_depth():
     padded = {"pred": torch.ones(1, 4, 4, 8), "label": torch.zeros(1, 4, 4, 8), "depth": torch.tensor(5)}
     cropped = CropToDepthd(["pred", "label"])(padded)
     assert cropped["pred"].shape == (1, 4, 4, 5) and cropped["label"].shape == (1, 4, 4, 5)
+
+
+def test_load_ct_reads_dicom_folders_with_the_series_reader_and_files_as_usual(tmp_path):
+    """LoadCTd: a DICOM folder through read_dicom_series (same voxels and affine), a NIfTI file through nibabel."""
+    import nibabel as nib
+
+    from smartnet.data import make_volume, read_dicom_series, write_dicom_series
+    from smartnet.transforms import LoadCTd
+
+    volume = make_volume(np.random.default_rng(2), True, size=24, depth=4).image
+    affine = np.diag([-0.9, 0.9, 5.0, 1.0])
+    write_dicom_series(volume, affine, tmp_path / "series")
+    nib.save(nib.Nifti1Image(volume, affine), str(tmp_path / "v_img.nii.gz"))
+    loaded = LoadCTd(keys=["image", "nifti"])({"image": str(tmp_path / "series"), "nifti": str(tmp_path / "v_img.nii.gz")})
+    series = read_dicom_series(tmp_path / "series")
+    assert loaded["image"].shape == (1, 24, 24, 4)
+    assert np.array_equal(loaded["image"][0].numpy(), series.array)
+    assert np.allclose(loaded["image"].affine.numpy(), series.affine)
+    assert np.array_equal(loaded["nifti"][0].numpy(), volume.astype(np.float32))
+
+
+def test_check_hu_refuses_non_hu_images_naming_the_file():
+    from smartnet.transforms import CheckHUd
+
+    air_and_brain = torch.full((1, 8, 8, 2), -1000.0)
+    air_and_brain[:, 2:6, 2:6] = 40.0
+    good = MetaTensor(air_and_brain, meta={"filename_or_obj": "good.nii.gz"})
+    assert CheckHUd(keys="image")({"image": good})["image"] is good
+    windowed = MetaTensor(air_and_brain.clamp(0, 80) / 80, meta={"filename_or_obj": "windowed.nii.gz"})
+    with pytest.raises(ValueError, match="windowed.nii.gz: values in .* look already windowed"):
+        CheckHUd(keys="image")({"image": windowed})

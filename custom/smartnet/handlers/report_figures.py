@@ -229,7 +229,12 @@ class ReportFigures:
             picks = {"best": ranked[0], "median": ranked[len(ranked) // 2], "worst": ranked[-1]}
             tiles = [{"title": f"{which}: {case}\nDice {dice:.2f}", **{k: self.cases[case][k] for k in
                       ("image", "truth", "pred")}} for which, (dice, case) in picks.items()]
-            path = plot_overlays(tiles, figures / f"{self.prefix}overlays.png", "Best, median and worst cases by Dice")
+            from ..reports.statistics import mean_with_ci
+
+            dice = mean_with_ci(np.array([d for d, _ in ranked]), n_boot=self.n_boot)
+            heading = (f"Best, median and worst of {len(ranked)} cases by Dice; mean Dice {dice['value']:.3f} "
+                       f"(95% CI {dice['ci_low']:.3f}-{dice['ci_high']:.3f})")
+            path = plot_overlays(tiles, figures / f"{self.prefix}overlays.png", heading)
             manifest.append({"file": path.name, "caption": "CT slice with the largest lesion of the best, median and "
                              "worst case by Dice: true contour green, predicted contour red"})
         figures.mkdir(parents=True, exist_ok=True)

@@ -49,10 +49,17 @@ def _ci_text(entry: dict | None) -> str:
     return f" (95% CI {entry['ci_low']:.3f}-{entry['ci_high']:.3f})"
 
 
+def _ci_short(entry: dict | None) -> str:
+    if not entry or not np.isfinite(entry.get("ci_low", np.nan)):
+        return ""
+    return f" [{entry['ci_low']:.2f}-{entry['ci_high']:.2f}]"
+
+
 def plot_roc_pr(
     labels: np.ndarray, scores: np.ndarray, threshold: float, path: Path, title: str, stats: dict | None = None
 ) -> Path:
-    """ROC and precision-recall curves side by side, with AUROC / AP (and their CIs) and the operating point."""
+    """ROC and precision-recall curves side by side, with AUROC / AP and the operating point's sensitivity and
+    specificity, each with its 95 % CI when ``stats`` (``binary_metrics_with_ci``) holds one."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     plt = _pyplot()
@@ -74,8 +81,8 @@ def plot_roc_pr(
     else:
         ax_roc.text(0.5, 0.5, "needs both classes", ha="center")
     ax_roc.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
-    ax_roc.plot([fpr_op], [tpr_op], "o", color="crimson", label=f"threshold {threshold:g}: sens {tpr_op:.2f}, "
-                f"spec {1 - fpr_op:.2f}")
+    ax_roc.plot([fpr_op], [tpr_op], "o", color="crimson", label=f"threshold {threshold:g}: sens {tpr_op:.2f}"
+                f"{_ci_short(stats.get('sensitivity'))}, spec {1 - fpr_op:.2f}{_ci_short(stats.get('specificity'))}")
     if decided.any():
         precision_op = labels[decided].mean()
         ax_pr.plot([tpr_op], [precision_op], "o", color="crimson", label=f"threshold {threshold:g}")
@@ -143,14 +150,18 @@ def plot_activation_maps(items: Sequence[dict], path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
-def plot_volume_scatter(true_ml: np.ndarray, pred_ml: np.ndarray, path: Path, title: str) -> Path:
-    """Predicted against true lesion volume (mL) per case, with the identity line."""
+def plot_volume_scatter(
+    true_ml: np.ndarray, pred_ml: np.ndarray, path: Path, title: str, dice: dict | None = None
+) -> Path:
+    """Predicted against true lesion volume (mL) per case, with the identity line (and the mean Dice with its CI)."""
     plt = _pyplot()
     true_ml, pred_ml = np.asarray(true_ml, dtype=float), np.asarray(pred_ml, dtype=float)
     fig, ax = plt.subplots(figsize=SQUARE_SIZE)
     ax.scatter(true_ml, pred_ml, s=24, alpha=0.8)
     top = float(max(true_ml.max(initial=0), pred_ml.max(initial=0), 1e-3)) * 1.05
     ax.plot([0, top], [0, top], color="grey", ls="--", lw=1)
+    if dice and np.isfinite(dice.get("value", np.nan)):
+        title = f"{title}\nmean Dice {dice['value']:.3f}{_ci_text(dice)}"
     ax.set(xlim=(0, top), ylim=(0, top), xlabel="true lesion volume (mL)", ylabel="predicted lesion volume (mL)",
            title=title)
     ax.grid(alpha=0.3)
