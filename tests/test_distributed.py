@@ -72,3 +72,7 @@ def test_two_process_evaluation_gathers_every_case(name, tiny_dataset, tiny_bund
     assert results["summary"]["volumes"] == len(cases) == 2
     rows = (root / "eval" / "evaluation" / "per_case.csv").read_text().splitlines()[1:]
     assert sorted(r.split(",")[0] for r in rows) == cases
+    # rank 0 writes the report of all cases; the network figures come from its share
+    assert "confidence_intervals" in results
+    html = (root / "eval" / "evaluation" / "report.html").read_text()
+    assert all(case in html for case in cases)

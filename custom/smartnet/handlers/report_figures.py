@@ -114,6 +114,11 @@ class ReportFigures:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
 
+    @property
+    def _net(self) -> nn.Module:
+        """The network itself, also when multi-GPU evaluation wrapped it in DistributedDataParallel."""
+        return getattr(self.network, "module", self.network)
+
     # -------------------------------------------------------------------------------------------- collection
     def _reset(self, engine: Engine | None) -> None:
         self.features: list[np.ndarray] = []
@@ -126,7 +131,7 @@ class ReportFigures:
     def _add_hook(self, engine: Engine) -> None:
         if self._hook is not None or self.task == "volume_seg":
             return
-        module = self.network.operator if self.task == "volume_cls" else self.network.encoder.layer4
+        module = self._net.operator if self.task == "volume_cls" else self._net.encoder.layer4
 
         def keep(_module, _inputs, output) -> None:
             out = output.detach().float()
@@ -244,17 +249,17 @@ class ReportFigures:
         build_report(self.output_dir, prefix=self.prefix, n_boot=self.n_boot)
 
     def _cam_items(self) -> list[dict]:
-        device = next(self.network.parameters()).device
+        device = next(self._net.parameters()).device
         items = []
         for probability, _, entry in sorted(self.cam_inputs, reverse=True):
             image = entry["image"].to(device)
             if self.task == "slice":
-                cam = gradcam_maps(self.network, image[None])[0]
+                cam = gradcam_maps(self._net, image[None])[0]
                 shown, where = image[0].cpu().numpy(), f"slice {entry['slice']}"
             else:
                 depth = int(torch.as_tensor(entry["depth"])) if entry["depth"] is not None else image.shape[-1]
                 slices = image[..., :depth].permute(3, 0, 1, 2)  # (D, C, H, W)
-                maps = gradcam_maps(self.network, slices, volume=True)
+                maps = gradcam_maps(self._net, slices, volume=True)
                 z = int(np.argmax(maps.reshape(len(maps), -1).sum(axis=1)))  # the slice the decision rests on most
                 cam, shown, where = maps[z], slices[z, 0].cpu().numpy(), f"slice {z} of {depth}"
             items.append({"title": f"{entry['case']}\n{where}: p={probability:.2f}, label {entry['label']}",
