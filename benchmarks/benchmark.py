@@ -1,0 +1,342 @@
+"""SMART-Net speed and memory benchmark: prints a table and writes JSON. Not a test: nothing here asserts a time.
+
+    python benchmarks/benchmark.py                       # reference architecture (ResNet-50, stride-1 stem, 256 px)
+    python benchmarks/benchmark.py --quick               # tiny networks and volumes: checks the script in a minute
+    python benchmarks/benchmark.py --threads 2 --json benchmarks/results.json
+
+Each section runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its own:
+
+* ``conv``: the convolution throughput this machine reaches (GFLOP/s, 3x3 conv, channels_last and NCHW), which
+  turns forward FLOPs (torch's ``FlopCounterMode``) into a FLOP-bound floor for every network time below;
+* ``upstream_train``: seconds per training step (forward, backward, optimiser; the bundle's own DataLoader over its
+  cached deterministic preprocessing, random augmentation included), slices per second;
+* ``upstream_infer``: slices per second through ``SmartNet2D`` in ``torch.inference_mode``;
+* ``down_cls``: seconds per 256 x 256 x D volume for the network at several slice chunk sizes and the naive baseline
+  (slices encoded one at a time in a Python loop, fp32, NCHW, as the original), and end to end: a 512 x 512 x D
+  NIfTI file through the bundle's inference workflow to the written result;
+* ``down_seg``: the same for the segmenter (512 x 512 x 40 end to end), with peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLES = REPO / "bundles"
+SECTIONS = ("conv", "upstream_train", "upstream_infer", "down_cls", "down_seg")
+
+
+# ------------------------------------------------------------------------------------------------ measurement
+def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def forward_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of ``fn()`` counted by ``torch.utils.flop_counter`` (convolutions, matmuls; 2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _sizes(quick: bool) -> dict:
+    if quick:
+        return {"encoder": "resnet18", "stem_stride": 2, "image_size": 64, "depth": 8, "e2e_size": 128,
+                "seg_depth": 8, "repeat": 1}
+    return {"encoder": "resnet50", "stem_stride": 1, "image_size": 256, "depth": 32, "e2e_size": 512,
+            "seg_depth": 40, "repeat": 2}
+
+
+# ---------------------------------------------------------------------------------------------------- sections
+def section_conv(args, size: dict) -> dict:
+    import torch
+
+    out = {}
+    x = torch.randn(8, 64, 128, 128)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).eval()
+    flops = forward_flops(lambda: conv(x))
+    for layout in ("channels_last", "nchw"):
+        fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        xi, ci = x.contiguous(memory_format=fmt), conv.to(memory_format=fmt)
+        with torch.inference_mode():
+            seconds = median_time(lambda: ci(xi), repeat=5, warmup=2)
+        out[f"gflops_{layout}"] = flops / seconds / 1e9
+    return out
+
+
+def channels_last_2d(model):
+    """``model`` with every 2D convolution's weights in channels_last (3D layers keep their layout)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.to(memory_format=torch.channels_last)
+    return model
+
+
+def _volume_inputs(size: dict, depth: int):
+    import torch
+
+    return torch.rand(1, 1, size["image_size"], size["image_size"], depth), torch.tensor([depth])
+
+
+def _network_rows(make, size: dict, depth: int, conv_gflops: float, chunk_sizes: list[int]) -> dict:
+    """Times of a volume network at each chunk size (channels_last) and the naive per-slice NCHW loop."""
+    import torch
+
+    volume, depths = _volume_inputs(size, depth)
+    rows = {}
+    net = make(0).eval()
+    flops = forward_flops(lambda: net(volume, depths))
+    rows["forward_tflop"] = flops / 1e12
+    rows["floor_seconds"] = flops / (conv_gflops * 1e9) if conv_gflops else None
+    for chunk in chunk_sizes:
+        model = channels_last_2d(make(chunk).eval())
+        with torch.inference_mode():
+            seconds = median_time(lambda: model(volume, depths), repeat=size["repeat"])
+        rows[f"seconds_chunk{chunk}"] = seconds
+    naive = make(1).eval()
+    with torch.no_grad():
+        rows["seconds_naive_loop_nchw"] = median_time(lambda: naive(volume, depths), repeat=size["repeat"])
+    best = min(v for k, v in rows.items() if k.startswith("seconds_chunk"))
+    rows["best_seconds"] = best
+    rows["best_x_floor"] = best / rows["floor_seconds"] if rows["floor_seconds"] else None
+    return rows
+
+
+def _end_to_end(bundle: str, size: dict, depth: int, overrides: dict) -> dict:
+    """Seconds from a ``e2e_size`` x ``e2e_size`` x ``depth`` NIfTI file to the written result (workflow run only)."""
+    import nibabel as nib
+    import numpy as np
+    from monai.bundle import ConfigWorkflow
+
+    from smartnet.data import make_volume
+
+    folder = Path(tempfile.mkdtemp(prefix="smartnet_bench_"))
+    volume = make_volume(np.random.default_rng(0), True, size=size["e2e_size"], depth=depth)
+    path = folder / "case_img.nii.gz"
+    nib.save(nib.Nifti1Image(volume.image, volume.affine), str(path))
+    configs = BUNDLES / bundle / "configs"
+    workflow = ConfigWorkflow(config_file=str(configs / "inference.json"), meta_file=str(configs / "metadata.json"),
+                              logging_file=str(configs / "logging.conf"), workflow_type="infer",
+                              bundle_root=str(folder / "root"), input=str(path), output_dir=str(folder / "out"),
+                              **overrides)
+    workflow.initialize()
+    start = time.perf_counter()
+    workflow.run()
+    return {"end_to_end_seconds": time.perf_counter() - start, "end_to_end_shape": list(volume.image.shape)}
+
+
+def section_down(args, size: dict, task: str) -> dict:
+    import torch
+
+    from smartnet.networks import SmartNetVolumeClassifier, SmartNetVolumeSegmenter
+
+    conv = args.conv_gflops
+    depth = size["depth"] if task == "cls" else size["seg_depth"]
+
+    def make(chunk: int):
+        if task == "cls":
+            return SmartNetVolumeClassifier(encoder=size["encoder"], stem_stride=size["stem_stride"], chunk_size=chunk)
+        return SmartNetVolumeSegmenter(encoder=size["encoder"], stem_stride=size["stem_stride"], chunk_size=chunk)
+
+    torch.manual_seed(0)
+    rows = _network_rows(make, size, depth, conv, [1, 8, 0])
+    rows["depth"] = depth
+    overrides = {"encoder": size["encoder"], "stem_stride": size["stem_stride"], "image_size": size["image_size"],
+                 "chunk_size": 8}
+    rows.update(_end_to_end(f"smartnet_down_{task}", size, depth, overrides))
+    rows["end_to_end_x_network"] = rows["end_to_end_seconds"] / rows["best_seconds"]
+    return rows
+
+
+def section_upstream_infer(args, size: dict) -> dict:
+    import torch
+
+    from smartnet.networks import SmartNet2D
+
+    batch = 16
+    net = SmartNet2D(encoder=size["encoder"], stem_stride=size["stem_stride"]).eval()
+    x = torch.rand(batch, 1, size["image_size"], size["image_size"])
+    flops = forward_flops(lambda: net(x))
+    net = net.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        seconds = median_time(lambda: net(x.contiguous(memory_format=torch.channels_last)), repeat=size["repeat"])
+    floor = flops / (args.conv_gflops * 1e9) if args.conv_gflops else None
+    return {"batch": batch, "slices_per_second": batch / seconds, "seconds_per_batch": seconds,
+            "forward_tflop": flops / 1e12, "floor_seconds": floor, "x_floor": seconds / floor if floor else None}
+
+
+def section_upstream_train(args, size: dict) -> dict:
+    """Training steps through the bundle's own dataloader, network, loss and optimiser (ConfigParser objects)."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    from smartnet.data import write_demo_dataset
+    from smartnet.engines import prepare_multitask_batch
+
+    data = Path(tempfile.mkdtemp(prefix="smartnet_bench_data_"))
+    write_demo_dataset(data, n_train=6 if args.quick else 12, n_valid=1, n_test=1, size=size["image_size"], depth=12,
+                       seed=0, verbose=False)
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLES / "smartnet_upstream" / "configs" / "train.json"))
+    parser.update({"bundle_root": str(data / "root"), "dataset_dir": str(data), "encoder": size["encoder"],
+                   "stem_stride": size["stem_stride"], "image_size": size["image_size"],
+                   "num_workers": args.workers, "device": "$torch.device('cpu')"})
+    parser.parse()
+    loader, network = parser.get_parsed_content("train#dataloader"), parser.get_parsed_content("network")
+    loss, optimizer = parser.get_parsed_content("loss"), parser.get_parsed_content("optimizer")
+    batches = iter(loader)
+    network.train()
+
+    def step() -> int:
+        nonlocal batches
+        try:
+            batch = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            batch = next(batches)
+        image, target = prepare_multitask_batch(batch, torch.device("cpu"))
+        optimizer.zero_grad(set_to_none=True)
+        value = loss(network(image), target)
+        value.backward()
+        optimizer.step()
+        return image.shape[0]
+
+    slices = step()  # warm-up (and the batch size)
+    steps = max(2, size["repeat"] + 1)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - start) / steps
+    image = torch.rand(slices, 1, size["image_size"], size["image_size"])
+    target = torch.cat([torch.zeros_like(image), image], dim=1)
+
+    def forward_backward() -> None:
+        loss(network(image), target).backward()
+
+    flops = forward_flops(forward_backward)
+    floor = flops / (args.conv_gflops * 1e9) if args.conv_gflops else None
+    return {"slices_per_step": slices, "seconds_per_step": seconds, "slices_per_second": slices / seconds,
+            "step_tflop": flops / 1e12, "floor_seconds": floor, "x_floor": seconds / floor if floor else None,
+            "num_workers": args.workers}
+
+
+# ------------------------------------------------------------------------------------------------------ driver
+def run_section(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    size = _sizes(args.quick)
+    if args.section == "conv":
+        result = section_conv(args, size)
+    elif args.section == "upstream_train":
+        result = section_upstream_train(args, size)
+    elif args.section == "upstream_infer":
+        result = section_upstream_infer(args, size)
+    else:
+        result = section_down(args, size, args.section.split("_")[1])
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(result))
+
+
+def machine(threads: int) -> dict:
+    import torch
+
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "threads": threads, "torch": torch.__version__, "device": "cpu",
+            "precision": "fp32"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny networks and volumes (checks the script)")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for upstream training")
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--section", help=argparse.SUPPRESS)
+    parser.add_argument("--conv_gflops", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.section:
+        run_section(args)
+        return
+    results = {"machine": machine(args.threads), "quick": args.quick, "sizes": _sizes(args.quick), "sections": {}}
+    conv_gflops = 0.0
+    for section in args.sections.split(","):
+        if section not in SECTIONS:
+            parser.error(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
+        print(f"running {section} ...", file=sys.stderr, flush=True)
+        cmd = [sys.executable, __file__, "--section", section, "--threads", str(args.threads), "--workers",
+               str(args.workers), "--conv_gflops", str(conv_gflops)] + (["--quick"] if args.quick else [])
+        done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
+        if done.returncode != 0:
+            print(done.stdout[-2000:] + done.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"section {section} failed (exit {done.returncode})")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        results["sections"][section] = result
+        if section == "conv":
+            conv_gflops = result["gflops_channels_last"]
+    print_table(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=4) + "\n")
+        print(f"results written to {args.json}")
+
+
+def print_table(results: dict) -> None:
+    m, s = results["machine"], results["sections"]
+    print(f"\nSMART-Net benchmark: {m['processor']}, {m['threads']} threads, {m['device']}, {m['precision']}, "
+          f"torch {m['torch']}{' (quick sizes)' if results['quick'] else ''}")
+
+    def fmt(value, digits=2) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    if "conv" in s:
+        print(f"  conv 3x3 throughput: {fmt(s['conv']['gflops_channels_last'], 1)} GFLOP/s channels_last, "
+              f"{fmt(s['conv']['gflops_nchw'], 1)} NCHW")
+    if "upstream_train" in s:
+        r = s["upstream_train"]
+        print(f"  upstream train: {fmt(r['seconds_per_step'])} s/step of {r['slices_per_step']} slices "
+              f"({fmt(r['slices_per_second'])} slices/s), {fmt(r['step_tflop'], 3)} TFLOP, floor "
+              f"{fmt(r['floor_seconds'])} s, {fmt(r['x_floor'])} x floor, peak {fmt(r['peak_rss_mb'], 0)} MB")
+    if "upstream_infer" in s:
+        r = s["upstream_infer"]
+        print(f"  upstream inference: {fmt(r['slices_per_second'], 1)} slices/s, {fmt(r['x_floor'])} x floor")
+    for task in ("down_cls", "down_seg"):
+        if task in s:
+            r = s[task]
+            chunks = ", ".join(f"chunk {k[len('seconds_chunk'):]}: {fmt(v)} s" for k, v in r.items()
+                               if k.startswith("seconds_chunk"))
+            print(f"  {task} (D={r['depth']}): {fmt(r['forward_tflop'], 3)} TFLOP, floor {fmt(r['floor_seconds'])} s; "
+                  f"{chunks}; naive loop {fmt(r['seconds_naive_loop_nchw'])} s; best {fmt(r['best_x_floor'])} x "
+                  f"floor; end to end {fmt(r['end_to_end_seconds'])} s ({fmt(r['end_to_end_x_network'])} x network)"
+                  f", peak {fmt(r['peak_rss_mb'], 0)} MB")
+
+
+if __name__ == "__main__":
+    main()
