@@ -5,7 +5,6 @@ Nothing here is real data: every image is a small synthetic head CT (``make_volu
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 import struct
@@ -111,11 +110,6 @@ def make_broken_corpus(folder: Path) -> dict[str, tuple[dict, str]]:
     (no_images / "notes.txt").write_text("not an image\n")
     add("folder_without_images", no_images, "no DICOM files", label=None)
     return cases
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    """Gzip ``data`` (for tests that build compressed files by hand)."""
-    return gzip.compress(data, mtime=0)
 
 
 def copy_case(entry: dict, destination: Path) -> Path:
