@@ -76,3 +76,26 @@ def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(bundles_r
     metrics = _train_and_evaluate(DOWN_SEG, bundles_root / "smartnet_down_seg", learning_dataset, epochs=6,
                                   val_interval=3, learning_rate=2e-3, min_lr_factor=1.0, gradual_unfreeze=False)
     assert metrics["dice_mean"] >= THRESHOLD_DICE, metrics
+
+
+def test_bf16_inference_matches_fp32_on_the_trained_classifier(bundles_root, learning_dataset, tmp_path):
+    """The CPU bf16 path (``precision: bf16``) of the trained volume classifier: every test volume's probability
+    within 0.02 of fp32 (the documented tolerance), decisions at 0.5 unchanged but for probabilities that near."""
+    root = bundles_root / "smartnet_down_cls"
+    if not (root / "models" / "model.pt").is_file():
+        run_bundle(DOWN_CLS, ["train.json", "demo.json"], {"dataset_dir": learning_dataset, **COMMON, "epochs": 2,
+                                                            "val_interval": 2}, bundle_root=root)
+    probabilities = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        run_bundle(DOWN_CLS, ["inference.json", "demo.json"], {"dataset_dir": learning_dataset, **COMMON,
+                                                                "precision": precision, "output_dir": out},
+                   bundle_root=root)
+        rows = json.loads((out / "predictions.json").read_text())["volumes"]
+        probabilities[precision] = {r["case_id"]: r["probability"] for r in rows}
+    assert len(probabilities["fp32"]) == 16 and probabilities["fp32"].keys() == probabilities["bf16"].keys()
+    for case, p32 in probabilities["fp32"].items():
+        p16 = probabilities["bf16"][case]
+        assert abs(p16 - p32) <= 0.02, (case, p32, p16)
+        assert (p16 >= 0.5) == (p32 >= 0.5) or abs(p32 - 0.5) <= 0.02, (case, p32, p16)
+    assert len({round(p, 6) for p in probabilities["fp32"].values()}) > 1  # not a constant output

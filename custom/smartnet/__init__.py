@@ -8,6 +8,7 @@ release archive carries inside the bundle is found without installing the projec
 * ``losses``: consistency, Dice+BCE and the multi-task sum;
 * ``transforms``: HU windows, CLAHE, empty-slice crop, slice sampling, post-processing of the packed output;
 * ``data``: datalists, dataset validation, synthetic demo data, the all-slices dataset;
+* ``inferers``, ``precision``: inference speed switches (bf16, channels_last, torch.compile) and precision names;
 * ``handlers``, ``metrics``, ``engines``, ``schedules``, ``checkpoints``: glue for MONAI / ignite workflows.
 """
 
@@ -16,16 +17,18 @@ import os as _os
 
 __version__ = "0.2.0"
 
-from . import checkpoints, data, engines, handlers, losses, metrics, networks, schedules, transforms  # noqa: E402
+from . import checkpoints, data, engines, handlers, inferers, losses, metrics, networks, precision, schedules, transforms  # noqa: E402,E501
 
 __all__ = [
     "checkpoints",
     "data",
     "engines",
     "handlers",
+    "inferers",
     "losses",
     "metrics",
     "networks",
+    "precision",
     "schedules",
     "transforms",
     "log_runtime",

@@ -8,7 +8,7 @@ does not depend on the chunk size (with batch norm in eval mode, as it is for fr
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import torch
 from torch import nn
@@ -40,7 +40,13 @@ def _check_depths(volume: torch.Tensor, depths: Optional[torch.Tensor]) -> Optio
 
 
 class _SliceEncodingModel(EncoderFreezingMixin, nn.Module):
-    """Shared by the volume models: encode the real slices of a padded batch, ``self.chunk_size`` slices per call."""
+    """Shared by the volume models: encode the real slices of a padded batch, ``self.chunk_size`` slices per call.
+
+    ``chunk_encoder``, when set (by ``smartnet.inferers.AcceleratedInferer`` for one call), replaces
+    ``_encode_chunk`` (e.g. a compiled version of it); ``None`` uses ``_encode_chunk``.
+    """
+
+    chunk_encoder: Any = None
 
     def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
         """Per-slice output ``(n, ...)`` for ``slices`` ``(n, C_in, H, W)``."""
@@ -59,12 +65,18 @@ class _SliceEncodingModel(EncoderFreezingMixin, nn.Module):
     def _encode_in_chunks(self, slices: torch.Tensor) -> torch.Tensor:
         """``(N, ...)`` outputs for ``slices`` ``(N, C_in, H, W)``, ``self.chunk_size`` slices per encoder call."""
         if self.chunk_size <= 0:  # one call, no loop over a shape (keeps the slice count symbolic for export)
-            return self._encode_chunk(slices)
+            return self._run_chunk(slices)
         step = self.chunk_size
         parts: List[torch.Tensor] = []
         for start in range(0, slices.shape[0], step):
-            parts.append(self._encode_chunk(slices[start : start + step]))
+            parts.append(self._run_chunk(slices[start : start + step]))
         return torch.cat(parts, dim=0)
+
+    def _run_chunk(self, slices: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            if self.chunk_encoder is not None:
+                return self.chunk_encoder(slices)
+        return self._encode_chunk(slices)
 
 
 class SmartNetVolumeClassifier(_SliceEncodingModel):
