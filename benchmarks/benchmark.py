@@ -10,12 +10,17 @@ Each section runs in a fresh subprocess, so its peak resident memory (``ru_maxrs
   channels_last and NCHW), which
   turns forward FLOPs (torch's ``FlopCounterMode``) into a FLOP-bound floor for every network time below;
 * ``upstream_train``: seconds per training step (forward, backward, optimiser; the bundle's own DataLoader over its
-  cached deterministic preprocessing, random augmentation included), slices per second;
-* ``upstream_infer``: slices per second through ``SmartNet2D`` in ``torch.inference_mode``;
-* ``down_cls``: seconds per 256 x 256 x D volume for the network at several slice chunk sizes and the naive baseline
-  (slices encoded one at a time in a Python loop, fp32, NCHW, as the original), and end to end: a 512 x 512 x D
-  NIfTI file through the bundle's inference workflow to the written result;
+  cached deterministic preprocessing, random augmentation included), slices per second, and the time spent waiting
+  for the next batch;
+* ``upstream_infer``: slices per second through ``SmartNet2D`` in ``torch.inference_mode``, fp32 and bf16;
+* ``down_cls``: seconds per 256 x 256 x D demo volume through ``smartnet.inferers.AcceleratedInferer`` (the bundles'
+  inference path): fp32 channels_last at several slice chunk sizes, ``torch.compile`` and bf16 at the best chunk
+  size (with the largest probability difference from fp32), and the naive baseline (slices encoded one at a time
+  in a Python loop, fp32, NCHW, as the original); end to end: three 512 x 512 x D NIfTI files through the bundle's
+  inference workflow with its default settings, seconds per volume in steady state and the one-off start;
 * ``down_seg``: the same for the segmenter (512 x 512 x 40 end to end), with peak memory.
+
+``--stem-stride 2`` measures the standard stride-2 stem ("fast" configuration) instead of the reference stride-1.
 """
 
 from __future__ import annotations
@@ -65,12 +70,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _sizes(quick: bool) -> dict:
+def _sizes(quick: bool, stem_stride: int | None = None) -> dict:
     if quick:
-        return {"encoder": "resnet18", "stem_stride": 2, "image_size": 64, "depth": 8, "e2e_size": 128,
+        size = {"encoder": "resnet18", "stem_stride": 2, "image_size": 64, "depth": 8, "e2e_size": 128,
                 "seg_depth": 8, "repeat": 1}
-    return {"encoder": "resnet50", "stem_stride": 1, "image_size": 256, "depth": 32, "e2e_size": 512,
-            "seg_depth": 40, "repeat": 2}
+    else:
+        size = {"encoder": "resnet50", "stem_stride": 1, "image_size": 256, "depth": 32, "e2e_size": 512,
+                "seg_depth": 40, "repeat": 2}
+    if stem_stride is not None:
+        size["stem_stride"] = stem_stride
+    return size
 
 
 # ---------------------------------------------------------------------------------------------------- sections
@@ -96,73 +105,98 @@ def section_conv(args, size: dict) -> dict:
     return out
 
 
-def channels_last_2d(model):
-    """``model`` with every 2D convolution's weights in channels_last (3D layers keep their layout)."""
-    import torch
-
-    for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            module.to(memory_format=torch.channels_last)
-    return model
-
-
 def _volume_inputs(size: dict, depth: int):
+    """A demo head CT (haemorrhage) windowed and min-max scaled like the bundles, ``(1, 1, H, W, D)``, and depths."""
+    import numpy as np
     import torch
 
-    return torch.rand(1, 1, size["image_size"], size["image_size"], depth), torch.tensor([depth])
+    from smartnet.data import make_volume
+
+    volume = make_volume(np.random.default_rng(0), True, size=size["image_size"], depth=depth).image
+    scaled = np.clip(volume.astype(np.float32), 0.0, 80.0) / 80.0  # brain window [0, 80] HU
+    return torch.from_numpy(scaled)[None, None], torch.tensor([depth])
 
 
 def _network_rows(make, size: dict, depth: int, conv_gflops: float, chunk_sizes: list[int]) -> dict:
-    """Times of a volume network at each chunk size (channels_last) and the naive per-slice NCHW loop."""
+    """Seconds per volume through ``AcceleratedInferer`` (the bundles' inference path): fp32 channels_last at each
+    chunk size, compiled fp32 and bf16 at the best chunk size, and the naive per-slice NCHW loop."""
     import torch
+
+    from smartnet.inferers import AcceleratedInferer
 
     volume, depths = _volume_inputs(size, depth)
     rows = {}
     net = make(8).eval()  # counting FLOPs runs the network once; all slices at once may not fit in memory
     with torch.no_grad():
         flops = forward_flops(lambda: net(volume, depths))
+        reference = torch.sigmoid(net(volume, depths))
     rows["forward_tflop"] = flops / 1e12
-    rows["floor_seconds"] = flops / (conv_gflops * 1e9) if conv_gflops else None
-    for chunk in chunk_sizes:
-        model = channels_last_2d(make(chunk).eval())
+    floor = rows["floor_seconds"] = flops / (conv_gflops * 1e9) if conv_gflops else None
+
+    def timed(chunk: int, **switches) -> float:
+        model = make(chunk).eval()
+        model.load_state_dict(net.state_dict())
+        inferer = AcceleratedInferer(**switches)
         with torch.inference_mode():
-            seconds = median_time(lambda: model(volume, depths), repeat=size["repeat"])
-        rows[f"seconds_chunk{chunk}"] = seconds
+            seconds = median_time(lambda: inferer(volume, model, depths), repeat=size["repeat"])
+            probability = torch.sigmoid(inferer(volume, model, depths))
+        rows.setdefault("max_probability_diff", {})[str(switches)] = (probability - reference).abs().max().item()
+        return seconds
+
+    for chunk in chunk_sizes:
+        rows[f"seconds_chunk{chunk}"] = timed(chunk, channels_last=True)
+    best_chunk = min(chunk_sizes, key=lambda c: rows[f"seconds_chunk{c}"])
+    rows["best_chunk"] = best_chunk
+    best = rows["best_seconds"] = rows[f"seconds_chunk{best_chunk}"]
+    rows["best_x_floor"] = best / floor if floor else None
+    rows["seconds_compiled"] = timed(best_chunk, channels_last=True, compile=True)
+    rows["compiled_x_floor"] = rows["seconds_compiled"] / floor if floor else None
+    rows["seconds_bf16"] = timed(best_chunk, channels_last=True, precision="bf16")
+    rows["bf16_speedup"] = best / rows["seconds_bf16"]
+    rows["bf16_max_probability_diff"] = rows["max_probability_diff"][str({"channels_last": True,
+                                                                          "precision": "bf16"})]
     naive = make(1).eval()
+    naive.load_state_dict(net.state_dict())
     with torch.no_grad():
         rows["seconds_naive_loop_nchw"] = median_time(lambda: naive(volume, depths), repeat=size["repeat"])
-    best = min(v for k, v in rows.items() if k.startswith("seconds_chunk"))
-    rows["best_seconds"] = best
-    rows["best_x_floor"] = best / rows["floor_seconds"] if rows["floor_seconds"] else None
     return rows
 
 
-def _end_to_end(bundle: str, size: dict, depth: int, overrides: dict) -> dict:
-    """Seconds from a ``e2e_size`` x ``e2e_size`` x ``depth`` NIfTI file to the written result (workflow run only)."""
+def _end_to_end(bundle: str, size: dict, depth: int, overrides: dict, volumes: int = 3) -> dict:
+    """``volumes`` NIfTI files of ``e2e_size`` x ``e2e_size`` x ``depth`` through the bundle's inference workflow:
+    seconds per volume in steady state (between completed iterations: reading, preprocessing, network, writing) and
+    the one-off start (network built, first call) of the run."""
     import nibabel as nib
     import numpy as np
+    from ignite.engine import Events
     from monai.bundle import ConfigWorkflow
 
     from smartnet.data import make_volume
 
     folder = Path(tempfile.mkdtemp(prefix="smartnet_bench_"))
-    volume = make_volume(np.random.default_rng(0), True, size=size["e2e_size"], depth=depth)
-    path = folder / "case_img.nii.gz"
-    nib.save(nib.Nifti1Image(volume.image, volume.affine), str(path))
+    inputs = folder / "inputs"
+    inputs.mkdir()
+    for i in range(volumes):
+        volume = make_volume(np.random.default_rng(i), True, size=size["e2e_size"], depth=depth)
+        nib.save(nib.Nifti1Image(volume.image, volume.affine), str(inputs / f"case{i}_img.nii.gz"))
     configs = BUNDLES / bundle / "configs"
     workflow = ConfigWorkflow(config_file=str(configs / "inference.json"), meta_file=str(configs / "metadata.json"),
                               logging_file=str(configs / "logging.conf"), workflow_type="infer",
-                              bundle_root=str(folder / "root"), input=str(path), output_dir=str(folder / "out"),
+                              bundle_root=str(folder / "root"), input=str(inputs), output_dir=str(folder / "out"),
                               **overrides)
     workflow.initialize()
     start = time.perf_counter()
+    done: list[float] = []
+    evaluator = workflow.parser.get_parsed_content("evaluator")
+    evaluator.add_event_handler(Events.ITERATION_COMPLETED, lambda _: done.append(time.perf_counter()))
     workflow.run()
-    return {"end_to_end_seconds": time.perf_counter() - start, "end_to_end_shape": list(volume.image.shape)}
+    total = time.perf_counter() - start
+    steady = (done[-1] - done[0]) / (len(done) - 1)
+    return {"end_to_end_volumes": volumes, "end_to_end_run_seconds": total, "end_to_end_seconds": steady,
+            "end_to_end_start_seconds": total - steady * volumes, "end_to_end_shape": list(volume.image.shape)}
 
 
 def section_down(args, size: dict, task: str) -> dict:
-    import torch
-
     from smartnet.networks import SmartNetVolumeClassifier, SmartNetVolumeSegmenter
 
     conv = args.conv_gflops
@@ -173,33 +207,37 @@ def section_down(args, size: dict, task: str) -> dict:
             return SmartNetVolumeClassifier(encoder=size["encoder"], stem_stride=size["stem_stride"], chunk_size=chunk)
         return SmartNetVolumeSegmenter(encoder=size["encoder"], stem_stride=size["stem_stride"], chunk_size=chunk)
 
-    torch.manual_seed(0)
     # all slices in one call (chunk 0) would hold every decoder activation of the volume at once: the reference
     # segmenter at 256 px runs out of memory that way on a 24 GB machine
     rows = _network_rows(make, size, depth, conv, [1, 8, 0] if task == "cls" else [1, 4, 8])
     rows["depth"] = depth
-    overrides = {"encoder": size["encoder"], "stem_stride": size["stem_stride"], "image_size": size["image_size"],
-                 "chunk_size": 8}
+    overrides = {"encoder": size["encoder"], "stem_stride": size["stem_stride"], "image_size": size["image_size"]}
     rows.update(_end_to_end(f"smartnet_down_{task}", size, depth, overrides))
-    rows["end_to_end_x_network"] = rows["end_to_end_seconds"] / rows["best_seconds"]
+    rows["end_to_end_x_network"] = rows["end_to_end_seconds"] / rows["seconds_chunk1"]  # the bundle's CPU default
     return rows
 
 
 def section_upstream_infer(args, size: dict) -> dict:
     import torch
 
+    from smartnet.inferers import AcceleratedInferer
     from smartnet.networks import SmartNet2D
 
     batch = 16
     net = SmartNet2D(encoder=size["encoder"], stem_stride=size["stem_stride"]).eval()
     x = torch.rand(batch, 1, size["image_size"], size["image_size"])
     flops = forward_flops(lambda: net(x))
-    net = net.to(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        seconds = median_time(lambda: net(x.contiguous(memory_format=torch.channels_last)), repeat=size["repeat"])
     floor = flops / (args.conv_gflops * 1e9) if args.conv_gflops else None
-    return {"batch": batch, "slices_per_second": batch / seconds, "seconds_per_batch": seconds,
-            "forward_tflop": flops / 1e12, "floor_seconds": floor, "x_floor": seconds / floor if floor else None}
+    out = {"batch": batch, "forward_tflop": flops / 1e12, "floor_seconds": floor}
+    for precision in ("fp32", "bf16"):
+        inferer = AcceleratedInferer(precision=precision, channels_last=True)
+        with torch.inference_mode():
+            seconds = median_time(lambda: inferer(x, net), repeat=size["repeat"])
+        suffix = "" if precision == "fp32" else "_bf16"
+        out[f"slices_per_second{suffix}"] = batch / seconds
+        out[f"seconds_per_batch{suffix}"] = seconds
+    out["x_floor"] = out["seconds_per_batch"] / floor if floor else None
+    return out
 
 
 def section_upstream_train(args, size: dict) -> dict:
@@ -217,20 +255,26 @@ def section_upstream_train(args, size: dict) -> dict:
     parser.read_config(str(BUNDLES / "smartnet_upstream" / "configs" / "train.json"))
     parser.update({"bundle_root": str(data / "root"), "dataset_dir": str(data), "encoder": size["encoder"],
                    "stem_stride": size["stem_stride"], "image_size": size["image_size"],
-                   "num_workers": args.workers, "device": "$torch.device('cpu')"})
+                   "device": "$torch.device('cpu')"})
+    if args.workers is not None:
+        parser["num_workers"] = args.workers
     parser.parse()
+    workers = parser.get_parsed_content("num_workers")
     loader, network = parser.get_parsed_content("train#dataloader"), parser.get_parsed_content("network")
     loss, optimizer = parser.get_parsed_content("loss"), parser.get_parsed_content("optimizer")
     batches = iter(loader)
     network.train()
+    waited: list[float] = []
 
     def step() -> int:
         nonlocal batches
+        start = time.perf_counter()
         try:
             batch = next(batches)
         except StopIteration:
             batches = iter(loader)
             batch = next(batches)
+        waited.append(time.perf_counter() - start)
         image, target = prepare_multitask_batch(batch, torch.device("cpu"))
         optimizer.zero_grad(set_to_none=True)
         value = loss(network(image), target)
@@ -240,10 +284,12 @@ def section_upstream_train(args, size: dict) -> dict:
 
     slices = step()  # warm-up (and the batch size)
     steps = max(2, size["repeat"] + 1)
+    waited.clear()
     start = time.perf_counter()
     for _ in range(steps):
         step()
     seconds = (time.perf_counter() - start) / steps
+    loader_wait = sum(waited) / steps
     image = torch.rand(slices, 1, size["image_size"], size["image_size"])
     target = torch.cat([torch.zeros_like(image), image], dim=1)
 
@@ -254,7 +300,8 @@ def section_upstream_train(args, size: dict) -> dict:
     floor = flops / (args.conv_gflops * 1e9) if args.conv_gflops else None
     return {"slices_per_step": slices, "seconds_per_step": seconds, "slices_per_second": slices / seconds,
             "step_tflop": flops / 1e12, "floor_seconds": floor, "x_floor": seconds / floor if floor else None,
-            "num_workers": args.workers}
+            "num_workers": workers, "loader_wait_seconds_per_step": loader_wait,
+            "loader_wait_fraction": loader_wait / seconds}
 
 
 # ------------------------------------------------------------------------------------------------------ driver
@@ -262,7 +309,7 @@ def run_section(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    size = _sizes(args.quick)
+    size = _sizes(args.quick, args.stem_stride)
     if args.section == "conv":
         result = section_conv(args, size)
     elif args.section == "upstream_train":
@@ -280,14 +327,17 @@ def machine(threads: int) -> dict:
 
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "threads": threads, "torch": torch.__version__, "device": "cpu",
-            "precision": "fp32"}
+            "precision": "fp32 (bf16 rows say so)", "bf16_native": torch.ops.mkldnn._is_mkldnn_bf16_supported()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny networks and volumes (checks the script)")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for upstream training")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="DataLoader workers for upstream training (default: the bundle's num_workers)")
+    parser.add_argument("--stem-stride", type=int, choices=(1, 2), default=None,
+                        help="1: reference stride-1 stem (default), 2: the standard stride-2 'fast' stem")
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--section", help=argparse.SUPPRESS)
@@ -296,14 +346,16 @@ def main() -> None:
     if args.section:
         run_section(args)
         return
-    results = {"machine": machine(args.threads), "quick": args.quick, "sizes": _sizes(args.quick), "sections": {}}
+    results = {"machine": machine(args.threads), "quick": args.quick, "sizes": _sizes(args.quick, args.stem_stride), "sections": {}}
     conv_gflops = 0.0
     for section in args.sections.split(","):
         if section not in SECTIONS:
             parser.error(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
         print(f"running {section} ...", file=sys.stderr, flush=True)
-        cmd = [sys.executable, __file__, "--section", section, "--threads", str(args.threads), "--workers",
-               str(args.workers), "--conv_gflops", str(conv_gflops)] + (["--quick"] if args.quick else [])
+        cmd = [sys.executable, __file__, "--section", section, "--threads", str(args.threads), "--conv_gflops",
+               str(conv_gflops)] + (["--quick"] if args.quick else [])
+        cmd += ["--workers", str(args.workers)] if args.workers is not None else []
+        cmd += ["--stem-stride", str(args.stem_stride)] if args.stem_stride is not None else []
         done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
         if done.returncode != 0:  # e.g. killed for memory: recorded, the other sections still run
             print(done.stdout[-2000:] + done.stderr[-4000:], file=sys.stderr)
@@ -338,19 +390,25 @@ def print_table(results: dict) -> None:
         r = s["upstream_train"]
         print(f"  upstream train: {fmt(r['seconds_per_step'])} s/step of {r['slices_per_step']} slices "
               f"({fmt(r['slices_per_second'])} slices/s), {fmt(r['step_tflop'], 3)} TFLOP, floor "
-              f"{fmt(r['floor_seconds'])} s, {fmt(r['x_floor'])} x floor, peak {fmt(r['peak_rss_mb'], 0)} MB")
+              f"{fmt(r['floor_seconds'])} s, {fmt(r['x_floor'])} x floor; waiting for data "
+              f"{fmt(r['loader_wait_seconds_per_step'], 3)} s/step ({r['num_workers']} workers); "
+              f"peak {fmt(r['peak_rss_mb'], 0)} MB")
     if "upstream_infer" in s:
         r = s["upstream_infer"]
-        print(f"  upstream inference: {fmt(r['slices_per_second'], 1)} slices/s, {fmt(r['x_floor'])} x floor")
+        print(f"  upstream inference: {fmt(r['slices_per_second'], 1)} slices/s ({fmt(r['x_floor'])} x floor), "
+              f"bf16 {fmt(r['slices_per_second_bf16'], 1)} slices/s")
     for task in ("down_cls", "down_seg"):
         if task in s:
             r = s[task]
             chunks = ", ".join(f"chunk {k[len('seconds_chunk'):]}: {fmt(v)} s" for k, v in r.items()
                                if k.startswith("seconds_chunk"))
             print(f"  {task} (D={r['depth']}): {fmt(r['forward_tflop'], 3)} TFLOP, floor {fmt(r['floor_seconds'])} s; "
-                  f"{chunks}; naive loop {fmt(r['seconds_naive_loop_nchw'])} s; best {fmt(r['best_x_floor'])} x "
-                  f"floor; end to end {fmt(r['end_to_end_seconds'])} s ({fmt(r['end_to_end_x_network'])} x network)"
-                  f", peak {fmt(r['peak_rss_mb'], 0)} MB")
+                  f"{chunks} ({fmt(r['best_x_floor'])} x floor); compiled {fmt(r['seconds_compiled'])} s "
+                  f"({fmt(r['compiled_x_floor'])} x floor); bf16 {fmt(r['seconds_bf16'])} s "
+                  f"({fmt(r['bf16_speedup'])} x faster, max |dp| {fmt(r['bf16_max_probability_diff'], 4)}); "
+                  f"naive loop {fmt(r['seconds_naive_loop_nchw'])} s")
+            print(f"    end to end {fmt(r['end_to_end_seconds'])} s/volume ({fmt(r['end_to_end_x_network'])} x network "
+                  f"at chunk 1) after a {fmt(r['end_to_end_start_seconds'])} s start; peak {fmt(r['peak_rss_mb'], 0)} MB")
 
 
 if __name__ == "__main__":
