@@ -9,7 +9,7 @@ import torch
 from monai.inferers import SimpleInferer, SliceInferer
 
 from smartnet.inferers import AcceleratedInferer
-from smartnet.networks import SmartNet2D, SmartNetVolumeClassifier, SmartNetVolumeSegmenter, channels_last_2d
+from smartnet.networks import SmartNet2D, SmartNetVolumeClassifier, SmartNetVolumeSegmenter, channels_last
 from smartnet.precision import autocast_dtype, resolve_precision, training_amp
 
 SMALL = {"encoder": "resnet18", "stem_stride": 2}
@@ -30,9 +30,9 @@ def test_fp32_channels_last_matches_the_plain_network(model_class):
         actual = AcceleratedInferer(precision="fp32", channels_last=True)(volume, model, depths)
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    for module in model.modules():  # 3D layers keep their layout
+    for module in model.modules():  # the segmenter's 3D head: NDHWC
         if isinstance(module, torch.nn.Conv3d):
-            assert module.weight.is_contiguous()
+            assert module.weight.is_contiguous(memory_format=torch.channels_last_3d)
     assert actual.dtype == torch.float32
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
 
@@ -112,14 +112,14 @@ def test_precision_names_and_refusals():
         training_amp("bf16", "cpu")
 
 
-def test_channels_last_2d_leaves_values_and_checkpoints_alone():
+def test_channels_last_leaves_values_and_checkpoints_alone():
     torch.manual_seed(6)
     model = SmartNetVolumeSegmenter(**SMALL).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    assert channels_last_2d(model, enabled=False) is model
+    assert channels_last(model, enabled=False) is model
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1) and m.in_channels > 1]
     assert convs and not any(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
-    channels_last_2d(model)
+    channels_last(model)
     assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
     after = model.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

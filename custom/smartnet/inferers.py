@@ -6,8 +6,8 @@ and, around each call of the network:
 * ``precision``: "fp32" (reference), "bf16" (``torch.autocast``; fast on CPUs with AVX512-BF16/AMX and on GPUs
   from Ampere on) or "fp16" (GPU only); "auto" picks bf16 where the device runs it natively, else fp16 on a GPU,
   else fp32. Outputs are returned as float32, so thresholds, metrics and written files see fp32 values.
-* ``channels_last``: 2D convolution weights stored NHWC once (the 3D layers keep their layout); faster with oneDNN
-  on CPU and with tensor cores on GPU. Values are unchanged.
+* ``channels_last``: convolution weights stored channels-last once (2D NHWC, 3D NDHWC); faster with oneDNN on CPU
+  and with tensor cores on GPU. Values are unchanged.
 * ``compile``: ``torch.compile`` (inductor, weights frozen as constants) of the per-slice encoder of the volume
   models (of the whole network for others). The first call compiles (about 20 s for ResNet-50 on 2 CPU cores; it
   needs a C++ compiler on CPU); when compiling fails, inference goes on uncompiled with a warning. Changed weights
@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 import torch
 from monai.inferers import Inferer, SimpleInferer
 
-from .networks.memory_format import channels_last_2d
+from .networks.memory_format import channels_last
 from .precision import DTYPES, PRECISIONS, resolve_precision
 
 __all__ = ["AcceleratedInferer"]
@@ -72,7 +72,7 @@ class AcceleratedInferer(Inferer):
     Args:
         inferer: the MONAI inferer to wrap (``SimpleInferer()`` when ``None``).
         precision: "fp32", "bf16", "fp16" or "auto".
-        channels_last: store 2D convolution weights NHWC before the first call.
+        channels_last: store convolution weights channels-last before the first call.
         compile: ``torch.compile`` the slice encoder (volume models) or the network, for calls without gradients.
     """
 
@@ -95,7 +95,7 @@ class AcceleratedInferer(Inferer):
         if self._prepared == id(network):
             return
         if self.channels_last:
-            channels_last_2d(network)
+            channels_last(network)
         self._compiled = None
         if self.compile:
             target = getattr(network, "_encode_chunk", None)

@@ -1,7 +1,7 @@
 """Networks: ResNet slice encoders, decoders, heads, the upstream multi-task model and the downstream volume models."""
 
 from .encoders import ENCODERS, ResNetEncoder
-from .memory_format import channels_last_2d
+from .memory_format import channels_last
 from .freezing import ENCODER_STAGES, EncoderFreezingMixin, encoder_stage_modules
 from .multitask_2d import TASKS, VARIANTS, SmartNet2D, pred_channels, split_heads, variant_tasks
 from .transfer import LOAD_TYPES, TransferError, TransferReport, load_pretrained, read_state_dict
@@ -10,7 +10,7 @@ from .volume_models import OPERATORS, SmartNetVolumeClassifier, SmartNetVolumeSe
 __all__ = [
     "ENCODERS",
     "ResNetEncoder",
-    "channels_last_2d",
+    "channels_last",
     "ENCODER_STAGES",
     "EncoderFreezingMixin",
     "encoder_stage_modules",
