@@ -248,6 +248,28 @@ def report(eval_dir: str, prefix: str = "", n_boot: int = 1000) -> None:
     print(f"report written to {path}")
 
 
+def study(study_file: str, bundles_dir: str | None = None, only: str | None = None) -> None:
+    """Run an ablation study: every unfinished arm of the study file (YAML or JSON; see ``studies/demo.yaml``)
+    through the bundles' own workflows, then the comparison tables (``results.md`` / ``.csv``) and figures in its
+    output folder. Run the same command again after an interruption: finished arms are skipped, an interrupted
+    training resumes from its last checkpoint. Exit status 1 when an arm failed (the others are kept).
+
+    Args:
+        study_file: the study file.
+        bundles_dir: the folder holding the three bundles (default: this repository's ``bundles/``).
+        only: run only the arms whose id contains this text (the tables still cover every finished arm).
+    """
+    from .study import StudyError, run_study
+
+    try:
+        status = run_study(study_file, bundles_dir=bundles_dir, only=only)
+    except StudyError as err:
+        _fail(str(err), 2)
+        return
+    if status["failed"]:
+        raise SystemExit(1)
+
+
 def main() -> None:
     """Entry point of the ``smartnet`` console script."""
     os.environ.setdefault("PAGER", "cat")  # fire's help must not block in scripts
@@ -258,6 +280,7 @@ def main() -> None:
         "validate": validate,
         "release": release,
         "report": report,
+        "study": study,
     }
     fire.Fire(commands, serialize=lambda result: None)  # the commands print their own results
 

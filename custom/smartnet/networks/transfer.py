@@ -5,6 +5,7 @@ Load types (key prefixes shared by ``SmartNet2D`` and the volume models):
     encoder           ``encoder.*``                  the reference (318 tensors for ResNet-50, BN buffers included)
     encoder+decoder   ``encoder.*``, ``seg_decoder.*``  for the segmenter: also the upstream U-Net seg decoder, which the
                                                      original silently dropped
+    imagenet          ``encoder.*``                  from a torchvision ImageNet ResNet file (``imagenet.py``)
 
 The load is strict inside the chosen prefixes: every such tensor of the network must come from the checkpoint with
 the same shape, or ``TransferError`` lists the offending keys. Keys of other heads (``cls_head``, ``rec_decoder`` ...)
@@ -28,6 +29,7 @@ __all__ = ["LOAD_TYPES", "TransferError", "TransferReport", "read_state_dict", "
 LOAD_TYPES: dict[str, tuple[str, ...]] = {
     "encoder": ("encoder.",),
     "encoder+decoder": ("encoder.", "seg_decoder."),
+    "imagenet": ("encoder.",),
 }
 
 
@@ -46,8 +48,9 @@ class TransferReport:
 
     def summary(self) -> str:
         prefixes = ", ".join(p + "*" for p in LOAD_TYPES[self.load_type])
+        other = "of the ImageNet classifier (fc)" if self.load_type == "imagenet" else "of other heads"
         return (f"loaded {len(self.loaded)} tensors ({prefixes}) from {self.path}; "
-                f"ignored {len(self.ignored)} tensors of other heads")
+                f"ignored {len(self.ignored)} tensors {other}")
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -78,6 +81,10 @@ def load_pretrained(network: nn.Module, path: str | Path, load_type: str = "enco
     """
     if load_type not in LOAD_TYPES:
         raise TransferError(f"unknown load type {load_type!r}; choose one of {list(LOAD_TYPES)}")
+    if load_type == "imagenet":
+        from .imagenet import load_imagenet_resnet
+
+        return load_imagenet_resnet(network, path)
     network = network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network
     prefixes = LOAD_TYPES[load_type]
     source = read_state_dict(path)

@@ -1,0 +1,163 @@
+"""Run a study's arms through the bundles' own workflows, skipping finished arms, then write the results.
+
+Per arm, in ``<output_dir>/arms/<arm id>/`` (the bundle root of its runs):
+
+* ``arm.json``: its settings and the exact commands; ``rerun.sh`` runs that row alone;
+* ``train.log``, ``evaluate.log``: the bundle runs' output;
+* ``models/``, ``eval/evaluation/`` (``metrics.json``, ``report.html`` ...): what the bundles write;
+* ``trained.json`` after training, ``done.json`` (the evaluation metrics) after evaluation: a re-run skips what
+  these mark as finished, and resumes an interrupted training from its last checkpoint (``--resume true``).
+
+A failed arm is recorded in ``failed.json`` and the study goes on with the arms that do not depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..checkpoints import latest_checkpoint
+from ..storage import atomic_write_text
+from .spec import Arm, Study, load_study
+
+__all__ = ["BUNDLE_DIRS", "bundle_commands", "run_arm", "run_study"]
+
+BUNDLE_DIRS = {"upstream": "smartnet_upstream", "cls": "smartnet_down_cls", "seg": "smartnet_down_seg"}
+DEFAULT_BUNDLES = Path(__file__).resolve().parents[3] / "bundles"
+
+
+def _command(bundle: Path, configs: list[str], root: Path, overrides: dict) -> list[str]:
+    files = "[" + ",".join(f"'{bundle / 'configs' / c}'" for c in configs) + "]"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files,
+           "--meta_file", str(bundle / "configs" / "metadata.json"),
+           "--logging_file", str(bundle / "configs" / "logging.conf"), "--bundle_root", str(root)]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", str(value)]
+    return cmd
+
+
+def bundle_commands(study: Study, arm: Arm, bundles_dir: Path) -> dict[str, list[str]]:
+    """The ``train`` and ``evaluate`` command lines of ``arm`` (``python -m monai.bundle run ...``)."""
+    bundle = bundles_dir / BUNDLE_DIRS[arm.stage]
+    root = study.output_dir / "arms" / arm.id
+    profile = [f"{study.profile}.json"] if study.profile else []
+    overrides = {"dataset_dir": str(study.dataset_dir), "seed": arm.seed, **arm.overrides}
+    if arm.upstream:
+        overrides["pretrained_path"] = str(study.output_dir / "arms" / arm.upstream / "models" / "model.pt")
+    return {"train": _command(bundle, ["train.json"] + profile, root, overrides),
+            "evaluate": _command(bundle, ["train.json"] + profile + ["evaluate.json"], root, overrides)}
+
+
+def _run_logged(cmd: list[str], log: Path) -> int:
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"\n$ {shlex.join(cmd)}\n")
+        out.flush()
+        env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+        return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]) if log.is_file() else ""
+
+
+def run_arm(study: Study, arm: Arm, bundles_dir: Path) -> dict:
+    """Train (resuming if interrupted) and evaluate one arm; returns its ``done.json`` content.
+
+    Raises ``RuntimeError`` (with the log's last lines) when a bundle run fails.
+    """
+    folder = study.output_dir / "arms" / arm.id
+    folder.mkdir(parents=True, exist_ok=True)
+    commands = bundle_commands(study, arm, bundles_dir)
+    atomic_write_text(folder / "arm.json", json.dumps({**arm.as_dict(), "commands": {
+        k: shlex.join(v) for k, v in commands.items()}}, indent=4) + "\n")
+    atomic_write_text(folder / "rerun.sh", "#!/bin/sh\n# re-run this arm alone (train, then evaluate)\nset -e\n"
+                      + "\n".join(shlex.join(c) for c in commands.values()) + "\n")
+    (folder / "failed.json").unlink(missing_ok=True)
+    start = time.time()
+    if not (folder / "trained.json").is_file():
+        train = list(commands["train"])
+        if Path(latest_checkpoint(folder / "models")).is_file():
+            train += ["--resume", "true"]  # interrupted earlier: go on from its last checkpoint
+        code = _run_logged(train, folder / "train.log")
+        if code != 0:
+            raise RuntimeError(f"training exited with {code}; {folder / 'train.log'} ends:\n{_tail(folder / 'train.log')}")
+        atomic_write_text(folder / "trained.json", json.dumps({"seconds": time.time() - start}) + "\n")
+    code = _run_logged(commands["evaluate"], folder / "evaluate.log")
+    if code != 0:
+        raise RuntimeError(f"evaluation exited with {code}; {folder / 'evaluate.log'} ends:\n"
+                           f"{_tail(folder / 'evaluate.log')}")
+    metrics = json.loads((folder / "eval" / "evaluation" / "metrics.json").read_text())["metrics"]
+    done = {"arm": arm.as_dict(), "metrics": metrics, "seconds": time.time() - start}
+    atomic_write_text(folder / "done.json", json.dumps(done, indent=4) + "\n")
+    return done
+
+
+def _prepare_data(study: Study) -> None:
+    if (study.dataset_dir / "datalist.json").is_file():
+        return
+    if not study.demo_data:
+        raise SystemExit(f"no datalist.json in {study.dataset_dir}; make one with `smartnet datalist` or add "
+                         "demo_data to the study file")
+    from ..data import write_demo_dataset
+
+    print(f"writing demo data to {study.dataset_dir} ...", flush=True)
+    write_demo_dataset(study.dataset_dir, verbose=False, **study.demo_data)
+
+
+def run_study(path: str | Path, bundles_dir: Optional[str | Path] = None, only: Optional[str] = None) -> dict:
+    """Run every unfinished arm of the study file at ``path`` (``only``: arm ids containing this text), then write
+    the tables and figures. Returns ``{"done": [...], "failed": {...}, "skipped": [...]}``."""
+    from .results import write_results
+
+    study = load_study(path)
+    bundles = Path(bundles_dir).expanduser() if bundles_dir else DEFAULT_BUNDLES
+    missing = [b for b in BUNDLE_DIRS.values() if not (bundles / b / "configs" / "train.json").is_file()]
+    if missing:
+        raise SystemExit(f"bundles not found in {bundles}: {missing}; pass --bundles_dir")
+    study.output_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(study.output_dir / "study.json", json.dumps(
+        {"study_file": str(study.path), "name": study.name, "arms": [a.as_dict() for a in study.arms]},
+        indent=4) + "\n")
+    _prepare_data(study)
+    arms = [a for a in study.arms if only is None or only in a.id]
+    status: dict = {"done": [], "skipped": [], "failed": {}}
+    began = time.time()
+    for number, arm in enumerate(arms, start=1):
+        label = f"[{number}/{len(arms)}] {arm.id}"
+        folder = study.output_dir / "arms" / arm.id
+        if (folder / "done.json").is_file():
+            print(f"{label}: finished earlier, skipped", flush=True)
+            status["skipped"].append(arm.id)
+            continue
+        if arm.upstream and arm.upstream in status["failed"]:
+            status["failed"][arm.id] = f"its upstream arm {arm.upstream} failed"
+            print(f"{label}: not run, its upstream arm {arm.upstream} failed", flush=True)
+            continue
+        print(f"{label}: running (logs in {folder}) ...", flush=True)
+        try:
+            done = run_arm(study, arm, bundles)
+        except RuntimeError as err:
+            status["failed"][arm.id] = str(err)
+            atomic_write_text(folder / "failed.json", json.dumps({"arm": arm.id, "error": str(err)}, indent=4) + "\n")
+            print(f"{label}: FAILED: {err}", file=sys.stderr, flush=True)
+            continue
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in done["metrics"].items()
+                          if k in ("auroc", "dice_mean", "slice_auroc") and isinstance(v, (int, float)))
+        print(f"{label}: done in {done['seconds']:.0f} s ({shown})", flush=True)
+        status["done"].append(arm.id)
+    outputs = write_results(study)
+    print(f"study {study.name!r}: {len(status['done'])} arm(s) run, {len(status['skipped'])} skipped as finished, "
+          f"{len(status['failed'])} failed, {time.time() - began:.0f} s")
+    for name, path_ in outputs.items():
+        print(f"  {name:<12} {path_}")
+    if status["failed"]:
+        print("failed arms (fix and run the same command again; finished arms are kept):", file=sys.stderr)
+        for arm_id, why in status["failed"].items():
+            print(f"  {arm_id}: {why.splitlines()[0]}", file=sys.stderr)
+    return status
