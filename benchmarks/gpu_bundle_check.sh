@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check of the three bundles at the reference configuration (ResNet-50, stride-1 stem, 256 px, fp32):
 # a short train -> evaluate -> inference of each bundle through `python -m monai.bundle run`, then the downstream
-# multi-GPU configs under torchrun (NCCL, one process per visible GPU). Logs go to $OUT (default /tmp/gpu_check).
+# multi-GPU configs under torchrun (NCCL, one process per visible GPU), then the AMP / channels_last / compile switches. Logs go to $OUT (default /tmp/gpu_check).
 # Usage (repository root, a CUDA machine with the package's dependencies): bash benchmarks/gpu_bundle_check.sh
 set -euo pipefail
 OUT=${OUT:-/tmp/gpu_check}
@@ -39,5 +39,11 @@ for b in smartnet_down_cls smartnet_down_seg; do
         --pretrained_path "$WORK/smartnet_upstream/models/model.pt" > "$OUT/${b}_ddp_train.log" 2>&1
     echo "${b}_ddp_train ($NGPU GPU): ok in $((SECONDS - start)) s"
 done
+# the GPU speed switches: AMP training (bf16 where supported, else fp16 with a scaler) + channels_last + cuDNN
+# autotuning, and inference with auto precision and torch.compile
+run smartnet_upstream upstream_train_amp train -- --epochs 2 --val_interval 2 --batch_size 8 --slices_per_volume 8 \
+    --precision auto --channels_last true --cudnn_benchmark true --ckpt_dir "$WORK/amp_models"
+run smartnet_down_cls smartnet_down_cls_infer_fast inference -- --precision auto --compile true \
+    --output_dir "$WORK/fast_infer"
 grep -h "Epoch\[.\] Complete\|Metrics --\|loaded\|evaluation of" "$OUT"/*.log | sed 's/^[0-9-]* [0-9:,]* - //' > "$OUT/summary.txt"
 cat "$OUT/summary.txt"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -31,8 +32,8 @@ def _write(path: Path, study: dict) -> Path:
 def test_demo_and_paper_study_files_expand_to_the_intended_arms():
     demo = load_study(REPO / "studies" / "demo.yaml")
     ids = [a.id for a in demo.arms]
-    assert len(ids) == 22 and ids[0] == "up-smartnet-cons-s0"
-    assert {"up-smartnet-nocons-s1", "up-single_cls-nocons-s0", "cls-scratch-mean-s1",
+    assert len(ids) == 14 and ids[0] == "up-smartnet-cons-s0"
+    assert {"up-smartnet-nocons-s1", "up-single_cls-nocons-s0", "cls-scratch-lstm-s1",
             "cls-upstream-smartnet-nocons-lstm-s0"} <= set(ids)
     arm = next(a for a in demo.arms if a.id == "cls-upstream-smartnet-nocons-lstm-s0")
     assert arm.upstream == "up-smartnet-nocons-s0" and arm.overrides["operator"] == "lstm"
@@ -141,3 +142,20 @@ def test_tiny_study_runs_resumes_after_a_kill_and_tabulates_each_arm(tiny_datase
         assert "monai.bundle run" in saved["commands"]["train"] and "evaluate.json" in saved["commands"]["evaluate"]
         assert (arm_dir / "rerun.sh").read_text().count("monai.bundle run") == 2
         assert (arm_dir / "train.log").is_file() and (arm_dir / "evaluate.log").is_file()
+
+
+def test_an_arm_whose_settings_changed_is_not_taken_as_finished(tmp_path):
+    from smartnet.study.runner import DEFAULT_BUNDLES, _finished_with, bundle_commands
+
+    spec = {"name": "t", "dataset_dir": str(tmp_path), "downstream": {"init": ["scratch"], "overrides": {"epochs": 2}}}
+    study = load_study(_write(tmp_path / "s.yaml", spec))
+    arm = study.arms[0]
+    folder = tmp_path / "arm"
+    folder.mkdir()
+    commands = {k: shlex.join(v) for k, v in bundle_commands(study, arm, DEFAULT_BUNDLES).items()}
+    (folder / "done.json").write_text(json.dumps({"metrics": {}, "commands": commands}))
+    assert _finished_with(folder, study, arm, DEFAULT_BUNDLES)
+    changed = load_study(_write(tmp_path / "s.yaml", {**spec, "downstream": {**spec["downstream"],
+                                                                             "overrides": {"epochs": 3}}}))
+    assert "--epochs 3" in shlex.join(bundle_commands(changed, changed.arms[0], DEFAULT_BUNDLES)["train"])
+    assert not _finished_with(folder, changed, changed.arms[0], DEFAULT_BUNDLES)

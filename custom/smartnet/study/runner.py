@@ -5,8 +5,10 @@ Per arm, in ``<output_dir>/arms/<arm id>/`` (the bundle root of its runs):
 * ``arm.json``: its settings and the exact commands; ``rerun.sh`` runs that row alone;
 * ``train.log``, ``evaluate.log``: the bundle runs' output;
 * ``models/``, ``eval/evaluation/`` (``metrics.json``, ``report.html`` ...): what the bundles write;
-* ``trained.json`` after training, ``done.json`` (the evaluation metrics) after evaluation: a re-run skips what
-  these mark as finished, and resumes an interrupted training from its last checkpoint (``--resume true``).
+* ``trained.json`` after training, ``done.json`` (the evaluation metrics and the commands) after evaluation: a re-run
+  skips what these mark as finished, and resumes an interrupted training from its last checkpoint (``--resume true``);
+  an arm whose settings the study file has changed since it finished runs again (its earlier folder is kept as
+  ``<arm id>.old``).
 
 A failed arm is recorded in ``failed.json`` and the study goes on with the arms that do not depend on it.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -93,9 +96,17 @@ def run_arm(study: Study, arm: Arm, bundles_dir: Path) -> dict:
         raise RuntimeError(f"evaluation exited with {code}; {folder / 'evaluate.log'} ends:\n"
                            f"{_tail(folder / 'evaluate.log')}")
     metrics = json.loads((folder / "eval" / "evaluation" / "metrics.json").read_text())["metrics"]
-    done = {"arm": arm.as_dict(), "metrics": metrics, "seconds": time.time() - start}
+    done = {"arm": arm.as_dict(), "commands": {k: shlex.join(v) for k, v in commands.items()}, "metrics": metrics,
+            "seconds": time.time() - start}
     atomic_write_text(folder / "done.json", json.dumps(done, indent=4) + "\n")
     return done
+
+
+def _finished_with(folder: Path, study: Study, arm: Arm, bundles_dir: Path) -> bool:
+    """Whether the finished run in ``folder`` used the commands the study file now gives ``arm``."""
+    saved = json.loads((folder / "done.json").read_text()).get("commands")
+    current = {k: shlex.join(v) for k, v in bundle_commands(study, arm, bundles_dir).items()}
+    return saved is None or saved == current
 
 
 def _prepare_data(study: Study) -> None:
@@ -132,9 +143,16 @@ def run_study(path: str | Path, bundles_dir: Optional[str | Path] = None, only: 
         label = f"[{number}/{len(arms)}] {arm.id}"
         folder = study.output_dir / "arms" / arm.id
         if (folder / "done.json").is_file():
-            print(f"{label}: finished earlier, skipped", flush=True)
-            status["skipped"].append(arm.id)
-            continue
+            if _finished_with(folder, study, arm, bundles):
+                print(f"{label}: finished earlier, skipped", flush=True)
+                status["skipped"].append(arm.id)
+                continue
+            old = folder.with_name(folder.name + ".old")
+            if old.exists():
+                shutil.rmtree(old)
+            folder.rename(old)
+            print(f"{label}: the study file changed this arm's settings since it finished; its earlier run is kept in "
+                  f"{old} and the arm runs again", flush=True)
         if arm.upstream and arm.upstream in status["failed"]:
             status["failed"][arm.id] = f"its upstream arm {arm.upstream} failed"
             print(f"{label}: not run, its upstream arm {arm.upstream} failed", flush=True)
