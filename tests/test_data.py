@@ -140,10 +140,14 @@ def test_dicom_series_round_trip_and_validation(tmp_path):
 
     from smartnet.data import write_dicom_series
 
+    import locale
+
     volume = make_volume(np.random.default_rng(3), True, size=40, depth=5)
     affine = np.array([[-0.45, 0, 0, 90.0], [0, 0.45, 0, -80.0], [0, 0, 5.0, -30.0], [0, 0, 0, 1]])
+    before = locale.setlocale(locale.LC_ALL)
     paths = write_dicom_series(volume.image, affine, tmp_path / "test" / "p1")
     assert len(paths) == 5
+    assert locale.setlocale(locale.LC_ALL) == before  # GDCM's writer would leave the process in the "C" locale
     read = LoadImage(image_only=True, reader="ITKReader", ensure_channel_first=True)(str(tmp_path / "test" / "p1"))
     original = MetaTensor(torch.as_tensor(volume.image[None], dtype=torch.float32), affine=torch.as_tensor(affine))
     a, b = Orientation("RAS", labels=None)(read), Orientation("RAS", labels=None)(original)

@@ -79,7 +79,7 @@ def test_table_is_mean_and_sd_over_seeds(tmp_path):
     assert float(rows["cls-scratch-mean"]["volume_auroc_mean"]) == pytest.approx(0.8)
     assert float(rows["cls-scratch-mean"]["volume_auroc_sd"]) == pytest.approx(0.141421, abs=1e-5)
     assert rows["seg-scratch"]["seeds"] == "0" and rows["seg-scratch"]["dice_sd"] == ""
-    markdown = written["table"].read_text()
+    markdown = written["table"].read_text(encoding="utf-8")
     assert "| cls-scratch-mean | 0 1 | 0.800 ± 0.141 | 0.750 ± 0.354 | 0.750 ± 0.354 |" in markdown
     assert "| seg-scratch | 0 |  |  |  | 0.400 |" in markdown
     assert png_size(written["figure"])[0] == 1000
@@ -88,7 +88,8 @@ def test_table_is_mean_and_sd_over_seeds(tmp_path):
 
 def _study_process(study_file: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "smartnet.cli", "study", str(study_file)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=BUNDLE_ENV, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace", env=BUNDLE_ENV,
+                            start_new_session=True)
 
 
 def test_tiny_study_runs_resumes_after_a_kill_and_tabulates_each_arm(tiny_dataset, tmp_path):
@@ -96,7 +97,7 @@ def test_tiny_study_runs_resumes_after_a_kill_and_tabulates_each_arm(tiny_datase
     arm is finished, run again (the first arm is skipped, the second runs), then once more (nothing runs)."""
     imagenet = tmp_path / "resnet18.pth"
     torch.save(torchvision_resnet_state_dict("resnet18"), imagenet)
-    overrides = {k: v for k, v in TINY_DOWN_OVERRIDES.items()}
+    overrides = {**TINY_DOWN_OVERRIDES, "report": False}  # the report's figures are tested elsewhere
     study_file = _write(tmp_path / "tiny.yaml", {
         "name": "tiny", "output_dir": "out", "dataset_dir": str(tiny_dataset), "profile": None, "seeds": [0],
         "common": overrides,
@@ -115,15 +116,15 @@ def test_tiny_study_runs_resumes_after_a_kill_and_tabulates_each_arm(tiny_datase
     assert not (second / "done.json").is_file()
 
     rerun = subprocess.run([sys.executable, "-m", "smartnet.cli", "study", str(study_file)], capture_output=True,
-                           text=True, env=BUNDLE_ENV, timeout=900)
+                           text=True, encoding="utf-8", errors="replace", env=BUNDLE_ENV, timeout=900)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "[1/2] cls-scratch-mean-s0: finished earlier, skipped" in rerun.stdout
     assert "[2/2] cls-imagenet-mean-s0: done in" in rerun.stdout
-    train_log = (second / "train.log").read_text()
+    train_log = (second / "train.log").read_text(encoding="utf-8")
     assert f"loaded 100 tensors (encoder.*) from {imagenet}" in train_log  # ImageNet init through the bundle
 
     again = subprocess.run([sys.executable, "-m", "smartnet.cli", "study", str(study_file)], capture_output=True,
-                           text=True, env=BUNDLE_ENV, timeout=300)
+                           text=True, encoding="utf-8", errors="replace", env=BUNDLE_ENV, timeout=300)
     assert again.returncode == 0 and again.stdout.count("finished earlier, skipped") == 2, again.stdout
 
     out = tmp_path / "out"
@@ -134,7 +135,7 @@ def test_tiny_study_runs_resumes_after_a_kill_and_tabulates_each_arm(tiny_datase
         assert float(row["volume_auroc"]) == own["auroc"] and float(row["sensitivity"]) == own["sensitivity"]
         assert float(row["specificity"]) == own["specificity"]
         assert row["init"] == arm_id.split("-")[1] and row["operator"] == "mean"
-    table = (out / "results.md").read_text()
+    table = (out / "results.md").read_text(encoding="utf-8")
     assert "| cls-scratch-mean | 0 |" in table and "| cls-imagenet-mean | 0 |" in table
     assert png_size(out / "comparison.png")[0] == 1000
     for arm_dir in (first, second):  # any row can be re-run alone
@@ -142,6 +143,8 @@ def test_tiny_study_runs_resumes_after_a_kill_and_tabulates_each_arm(tiny_datase
         assert "monai.bundle run" in saved["commands"]["train"] and "evaluate.json" in saved["commands"]["evaluate"]
         assert (arm_dir / "rerun.sh").read_text().count("monai.bundle run") == 2
         assert (arm_dir / "train.log").is_file() and (arm_dir / "evaluate.log").is_file()
+        config = json.loads((arm_dir / "config.json").read_text())
+        assert config["init"] == arm_dir.name.split("-")[1] and config["operator"] == "mean" and config["epochs"] == 1
 
 
 def test_an_arm_whose_settings_changed_is_not_taken_as_finished(tmp_path):

@@ -50,12 +50,12 @@ class _Compiled:
     def __call__(self, *args: Any) -> Any:
         if self.failed:
             return self.fn(*args)
-        signature = _weights_signature(self.owner)
-        if self.compiled is None or signature != self.signature:
-            if self.compiled is not None:  # frozen constants are stale: drop every compiled graph
-                torch._dynamo.reset()
-            self.compiled, self.signature = torch.compile(self.fn, dynamic=False), signature
         try:
+            signature = _weights_signature(self.owner)
+            if self.compiled is None or signature != self.signature:
+                if self.compiled is not None:  # frozen constants are stale: drop every compiled graph
+                    torch._dynamo.reset()
+                self.compiled, self.signature = torch.compile(self.fn, dynamic=False), signature
             import torch._inductor.config as inductor_config
 
             with inductor_config.patch(freezing=True):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .itk_locale import kept_locale
+
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -72,6 +74,7 @@ def write_dicom_series(
         image_io.KeepOriginalUIDOn()
         path = folder / f"{file_prefix}_{k:04d}.dcm"
         writer = itk.ImageFileWriter[type(slice_image)].New(Input=slice_image, FileName=str(path), ImageIO=image_io)
-        writer.Update()
+        with kept_locale():  # GDCM's writer leaves the process in the "C" locale
+            writer.Update()
         paths.append(path)
     return paths

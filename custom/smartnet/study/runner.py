@@ -2,7 +2,8 @@
 
 Per arm, in ``<output_dir>/arms/<arm id>/`` (the bundle root of its runs):
 
-* ``arm.json``: its settings and the exact commands; ``rerun.sh`` runs that row alone;
+* ``arm.json``: its settings and the exact commands; ``rerun.sh`` runs that row alone; ``config.json``: the
+  training config it ran with (train.json, the profile and its overrides merged);
 * ``train.log``, ``evaluate.log``: the bundle runs' output;
 * ``models/``, ``eval/evaluation/`` (``metrics.json``, ``report.html`` ...): what the bundles write;
 * ``trained.json`` after training, ``done.json`` (the evaluation metrics and the commands) after evaluation: a re-run
@@ -57,6 +58,21 @@ def bundle_commands(study: Study, arm: Arm, bundles_dir: Path) -> dict[str, list
             "evaluate": _command(bundle, ["train.json"] + profile + ["evaluate.json"], root, overrides)}
 
 
+def _merged_config(study: Study, arm: Arm, bundles_dir: Path) -> dict:
+    """The arm's training config as one dict: the bundle's train.json, the profile and the arm's overrides."""
+    from monai.bundle import ConfigParser
+
+    bundle = bundles_dir / BUNDLE_DIRS[arm.stage]
+    files = [bundle / "configs" / "train.json"] + ([bundle / "configs" / f"{study.profile}.json"] if study.profile else [])
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in files])
+    overrides = {"dataset_dir": str(study.dataset_dir), "seed": arm.seed, **arm.overrides}
+    if arm.upstream:
+        overrides["pretrained_path"] = str(study.output_dir / "arms" / arm.upstream / "models" / "model.pt")
+    parser.update(overrides)
+    return parser.get()
+
+
 def _run_logged(cmd: list[str], log: Path) -> int:
     with open(log, "a", encoding="utf-8") as out:
         out.write(f"\n$ {shlex.join(cmd)}\n")
@@ -79,6 +95,7 @@ def run_arm(study: Study, arm: Arm, bundles_dir: Path) -> dict:
     commands = bundle_commands(study, arm, bundles_dir)
     atomic_write_text(folder / "arm.json", json.dumps({**arm.as_dict(), "commands": {
         k: shlex.join(v) for k, v in commands.items()}}, indent=4) + "\n")
+    atomic_write_text(folder / "config.json", json.dumps(_merged_config(study, arm, bundles_dir), indent=4) + "\n")
     atomic_write_text(folder / "rerun.sh", "#!/bin/sh\n# re-run this arm alone (train, then evaluate)\nset -e\n"
                       + "\n".join(shlex.join(c) for c in commands.values()) + "\n")
     (folder / "failed.json").unlink(missing_ok=True)

@@ -115,7 +115,8 @@ def load_study(path: str | Path) -> Study:
     if not path.is_file():
         raise StudyError(f"study file not found: {path}")
     try:
-        raw = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as err:
         raise StudyError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
     if not isinstance(raw, dict):
