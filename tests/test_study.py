@@ -32,8 +32,8 @@ def _write(path: Path, study: dict) -> Path:
 def test_demo_and_paper_study_files_expand_to_the_intended_arms():
     demo = load_study(REPO / "studies" / "demo.yaml")
     ids = [a.id for a in demo.arms]
-    assert len(ids) == 14 and ids[0] == "up-smartnet-cons-s0"
-    assert {"up-smartnet-nocons-s1", "up-single_cls-nocons-s0", "cls-scratch-lstm-s1",
+    assert len(ids) == 10 and ids[0] == "up-smartnet-cons-s0"
+    assert {"up-smartnet-nocons-s1", "cls-scratch-lstm-s1",
             "cls-upstream-smartnet-nocons-lstm-s0"} <= set(ids)
     arm = next(a for a in demo.arms if a.id == "cls-upstream-smartnet-nocons-lstm-s0")
     assert arm.upstream == "up-smartnet-nocons-s0" and arm.overrides["operator"] == "lstm"
