@@ -42,7 +42,9 @@ def load_imagenet_resnet(network: nn.Module, path: str | Path):
     Returns a ``TransferReport`` (``load_type`` "imagenet"). Raises ``TransferError`` when the file is missing
     (with where to get it), is not a torchvision ResNet state dict, or does not fit the encoder (keys listed).
     """
-    from .transfer import TransferError, TransferReport, read_state_dict
+    from monai.networks.utils import copy_model_state
+
+    from .transfer import TransferError, TransferReport, listed, read_state_dict, state_mismatches
 
     network = network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network
     path = Path(path).expanduser()
@@ -56,19 +58,14 @@ def load_imagenet_resnet(network: nn.Module, path: str | Path):
     offered = {"encoder." + k: v for k, v in source.items() if not k.startswith("fc.")}
     in_channels = wanted["encoder.conv1.weight"].shape[1]
     offered["encoder.conv1.weight"] = adapt_first_conv(offered["encoder.conv1.weight"], in_channels)
-    optional = ".num_batches_tracked"  # absent from torchvision's released files; the network's value is kept
-    problems = [f"{k[8:]}: not in the file" for k in wanted if k not in offered and not k.endswith(optional)]
-    problems += [f"{k[8:]}: file {tuple(offered[k].shape)} vs encoder {tuple(v.shape)}"
-                 for k, v in wanted.items() if k in offered and offered[k].shape != v.shape]
-    problems += [f"{k[8:]}: in the file but not in the encoder" for k in offered if k not in wanted]
+    # num_batches_tracked is absent from torchvision's released files: the network's value is kept
+    problems = state_mismatches(wanted, offered, "file", "encoder", optional_suffix=".num_batches_tracked",
+                                strip="encoder.")
     if problems:
-        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         raise TransferError(f"{path} does not fit the {len(wanted)}-tensor encoder ({len(problems)} problem(s); "
-                            f"a torchvision file of the same ResNet depth?):\n  {shown}")
-    with torch.no_grad():
-        for key, value in offered.items():
-            target[key].copy_(value.to(dtype=target[key].dtype))
-    return TransferReport(str(path), "imagenet", loaded=sorted(offered),
+                            f"a torchvision file of the same ResNet depth?):\n  {listed(problems)}")
+    _, loaded, _ = copy_model_state(network, offered, inplace=True)
+    return TransferReport(str(path), "imagenet", loaded=sorted(loaded),
                           ignored=sorted(k for k in source if k.startswith("fc.")))
 
 

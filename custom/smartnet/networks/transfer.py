@@ -53,6 +53,27 @@ class TransferReport:
                 f"ignored {len(self.ignored)} tensors {other}")
 
 
+def state_mismatches(wanted: Mapping[str, torch.Tensor], offered: Mapping[str, torch.Tensor], source: str,
+                     target: str, optional_suffix: str | None = None, strip: str = "") -> list[str]:
+    """One line per key of ``wanted`` missing from ``offered`` (unless it ends with ``optional_suffix``), per shape
+    mismatch, and per key of ``offered`` that ``wanted`` lacks; ``strip`` is cut from the front of shown keys."""
+    def name(key: str) -> str:
+        return key[len(strip):] if strip and key.startswith(strip) else key
+
+    problems = [f"{name(k)}: not in the {source}" for k in wanted
+                if k not in offered and not (optional_suffix and k.endswith(optional_suffix))]
+    problems += [f"{name(k)}: {source} {tuple(offered[k].shape)} vs {target} {tuple(v.shape)}"
+                 for k, v in wanted.items() if k in offered and offered[k].shape != v.shape]
+    problems += [f"{name(k)}: in the {source} but not in the {target}" for k in offered if k not in wanted]
+    return problems
+
+
+def listed(problems: list[str], limit: int = 20) -> str:
+    """The first ``limit`` problems, one per line, and how many more."""
+    more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
+    return "\n  ".join(problems[:limit]) + more
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A model state dict from a checkpoint file: a plain state dict, or one under ``model``, ``state_dict`` or
     ``model_state_dict`` (as written by the bundles' best / last checkpoints); a DDP ``module.`` prefix is removed."""
@@ -93,14 +114,10 @@ def load_pretrained(network: nn.Module, path: str | Path, load_type: str = "enco
     if not wanted:
         raise TransferError(f"the network has no {', '.join(prefixes)} weights to load for load type {load_type!r}")
     offered = {k: v for k, v in source.items() if k.startswith(prefixes)}
-    problems = [f"{k}: not in the checkpoint" for k in wanted if k not in offered]
-    problems += [f"{k}: checkpoint {tuple(offered[k].shape)} vs network {tuple(v.shape)}"
-                 for k, v in wanted.items() if k in offered and offered[k].shape != v.shape]
-    problems += [f"{k}: in the checkpoint but not in the network" for k in offered if k not in wanted]
+    problems = state_mismatches(wanted, offered, "checkpoint", "network")
     if problems:
-        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
-        raise TransferError(f"{path} does not fit the network for load type {load_type!r} "
-                            f"({len(problems)} problem(s); same encoder, stem stride and input channels?):\n  {shown}")
+        raise TransferError(f"{path} does not fit the network for load type {load_type!r} ({len(problems)} "
+                            f"problem(s); same encoder, stem stride and input channels?):\n  {listed(problems)}")
     _, loaded, _ = copy_model_state(network, offered, inplace=True)
     return TransferReport(str(path), load_type, loaded=list(loaded),
                           ignored=[k for k in source if not k.startswith(prefixes)])
