@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 
 import pytest
 import torch
@@ -71,12 +73,15 @@ def test_compiled_encoder_matches_and_follows_new_weights():
     with torch.no_grad():
         first = inferer(volume, model, depths)
         torch.testing.assert_close(first, model(volume, depths), rtol=1e-4, atol=1e-4)
-        assert inferer._compiled is not None and inferer._compiled.compiled is not None
-        assert not inferer._compiled.failed, "torch.compile fell back to eager"
+        assert inferer._compiled is not None
+        # inductor needs a C++ compiler on CPU; without one the documented fallback (eager, a warning) must run
+        has_compiler = shutil.which(os.environ.get("CXX", "g++")) is not None or shutil.which("c++") is not None
+        assert inferer._compiled.failed is not has_compiler
         model.load_state_dict(other.state_dict())
         second = inferer(volume, model, depths)
     torch.testing.assert_close(second, other(volume, depths), rtol=1e-4, atol=1e-4)
     assert not torch.allclose(first, second)
+    assert inferer._compiled.failed or inferer._compiled.compiled is not None
     assert model.chunk_encoder is None  # the override lives for one call only
 
 
