@@ -47,15 +47,19 @@ class _Compiled:
         self.compiled: Optional[Callable] = None
         self.failed = False
 
+    def refresh(self) -> None:
+        """Drop the compiled graphs when the weights changed since they were compiled (once per inference call, not
+        per slice chunk); the next call compiles again."""
+        if self.compiled is not None and _weights_signature(self.owner) != self.signature:
+            torch._dynamo.reset()  # frozen constants are stale: drop every compiled graph
+            self.compiled = None
+
     def __call__(self, *args: Any) -> Any:
         if self.failed:
             return self.fn(*args)
         try:
-            signature = _weights_signature(self.owner)
-            if self.compiled is None or signature != self.signature:
-                if self.compiled is not None:  # frozen constants are stale: drop every compiled graph
-                    torch._dynamo.reset()
-                self.compiled, self.signature = torch.compile(self.fn, dynamic=False), signature
+            if self.compiled is None:
+                self.compiled, self.signature = torch.compile(self.fn, dynamic=False), _weights_signature(self.owner)
             import torch._inductor.config as inductor_config
 
             with inductor_config.patch(freezing=True):
@@ -109,6 +113,8 @@ class AcceleratedInferer(Inferer):
         if isinstance(network, torch.nn.Module):
             self._prepare(network)
             use_compiled = self._compiled is not None and not network.training and not torch.is_grad_enabled()
+            if use_compiled:
+                self._compiled.refresh()
             if use_compiled and hasattr(network, "_encode_chunk"):
                 network.chunk_encoder = self._compiled  # used by _encode_in_chunks for this call only
             elif use_compiled:

@@ -30,7 +30,7 @@ from ..checkpoints import latest_checkpoint
 from ..storage import atomic_write_text
 from .spec import Arm, Study, load_study
 
-__all__ = ["BUNDLE_DIRS", "bundle_commands", "run_arm", "run_study"]
+__all__ = ["BUNDLE_DIRS", "arm_overrides", "bundle_commands", "run_arm", "run_study"]
 
 BUNDLE_DIRS = {"upstream": "smartnet_upstream", "cls": "smartnet_down_cls", "seg": "smartnet_down_seg"}
 DEFAULT_BUNDLES = Path(__file__).resolve().parents[3] / "bundles"
@@ -46,14 +46,20 @@ def _command(bundle: Path, configs: list[str], root: Path, overrides: dict) -> l
     return cmd
 
 
+def arm_overrides(study: Study, arm: Arm) -> dict:
+    """The config overrides of ``arm``'s bundle runs: data, seed, its settings and its upstream checkpoint."""
+    overrides = {"dataset_dir": str(study.dataset_dir), "seed": arm.seed, **arm.overrides}
+    if arm.upstream:
+        overrides["pretrained_path"] = str(study.output_dir / "arms" / arm.upstream / "models" / "model.pt")
+    return overrides
+
+
 def bundle_commands(study: Study, arm: Arm, bundles_dir: Path) -> dict[str, list[str]]:
     """The ``train`` and ``evaluate`` command lines of ``arm`` (``python -m monai.bundle run ...``)."""
     bundle = bundles_dir / BUNDLE_DIRS[arm.stage]
     root = study.output_dir / "arms" / arm.id
     profile = [f"{study.profile}.json"] if study.profile else []
-    overrides = {"dataset_dir": str(study.dataset_dir), "seed": arm.seed, **arm.overrides}
-    if arm.upstream:
-        overrides["pretrained_path"] = str(study.output_dir / "arms" / arm.upstream / "models" / "model.pt")
+    overrides = arm_overrides(study, arm)
     return {"train": _command(bundle, ["train.json"] + profile, root, overrides),
             "evaluate": _command(bundle, ["train.json"] + profile + ["evaluate.json"], root, overrides)}
 
@@ -66,9 +72,7 @@ def _merged_config(study: Study, arm: Arm, bundles_dir: Path) -> dict:
     files = [bundle / "configs" / "train.json"] + ([bundle / "configs" / f"{study.profile}.json"] if study.profile else [])
     parser = ConfigParser()
     parser.read_config([str(f) for f in files])
-    overrides = {"dataset_dir": str(study.dataset_dir), "seed": arm.seed, **arm.overrides}
-    if arm.upstream:
-        overrides["pretrained_path"] = str(study.output_dir / "arms" / arm.upstream / "models" / "model.pt")
+    overrides = arm_overrides(study, arm)
     parser.update(overrides)
     return parser.get()
 
