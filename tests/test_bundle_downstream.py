@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from conftest import DOWN_CLS, DOWN_SEG, REPO, TINY_DOWN_OVERRIDES, bundle_workflow, run_bundle
+from mask_checks import assert_nothing_in_the_air_at_the_border
 from report_checks import CURVES, SQUARE, check_report, montage_size
 
 BUNDLES = {"cls": DOWN_CLS, "seg": DOWN_SEG}
@@ -218,6 +219,7 @@ def test_segmenter_evaluate_and_infer_in_input_geometry(trained, tiny_dataset):
         assert np.allclose(seg.affine, source.affine, atol=1e-4)
         mask = np.asarray(seg.dataobj)
         assert set(np.unique(mask)) <= {0, 1}
+        assert_nothing_in_the_air_at_the_border(mask, np.asarray(source.dataobj))
         voxel_ml = abs(np.linalg.det(source.affine[:3, :3])) / 1000
         assert predictions[case]["lesion_ml"] == pytest.approx(mask.sum() * voxel_ml, rel=1e-6)
 

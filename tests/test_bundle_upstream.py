@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_OVERRIDES, UPSTREAM, bundle_workflow, run_bundle
+from mask_checks import assert_nothing_in_the_air_at_the_border
 from report_checks import CURVES, SQUARE, check_report, montage_size
 
 CONFIGS = UPSTREAM / "configs"
@@ -150,6 +151,7 @@ def test_inference_writes_masks_in_input_geometry(trained_bundle, tiny_dataset):
         assert seg.shape == source.shape
         assert np.allclose(seg.affine, source.affine, atol=1e-4)
         assert set(np.unique(np.asarray(seg.dataobj))) <= {0, 1}
+        assert_nothing_in_the_air_at_the_border(np.asarray(seg.dataobj), np.asarray(source.dataobj))
         probs = [float(r["probability"]) for r in rows if r["case_id"] == case]
         assert len(probs) == source.shape[2] and all(0.0 <= p <= 1.0 for p in probs)
     volumes = json.loads((out / "volume_scores.json").read_text())["volumes"]

@@ -17,7 +17,7 @@ import os as _os
 
 __version__ = "0.3.0"
 
-from . import checkpoints, data, engines, handlers, inferers, losses, metrics, networks, precision, schedules, transforms  # noqa: E402,E501
+from . import checkpoints, data, engines, handlers, inferers, losses, metrics, networks, operating_point, precision, schedules, transforms  # noqa: E402,E501
 
 __all__ = [
     "checkpoints",
@@ -28,6 +28,7 @@ __all__ = [
     "losses",
     "metrics",
     "networks",
+    "operating_point",
     "precision",
     "schedules",
     "transforms",

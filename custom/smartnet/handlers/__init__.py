@@ -5,6 +5,7 @@ from .evaluation_report import SliceEvaluationReport, binary_scores
 from .final_validation import FinalValidation
 from .inference_writer import SliceProbabilityWriter, axial_axis
 from .loss_terms import LossTermsLogger
+from .operating_point import OperatingPointSelector
 from .report_figures import ReportFigures, gradcam_maps
 from .training_state import AtomicCheckpointSaver, TrainingStateLoader, TrainingStateSaver
 from .volume_report import VolumeEvaluationReport, VolumePredictionWriter, voxel_volume_ml
@@ -15,6 +16,7 @@ __all__ = [
     "EpochSeeder",
     "FinalValidation",
     "LossTermsLogger",
+    "OperatingPointSelector",
     "ReportFigures",
     "gradcam_maps",
     "TrainingStateLoader",

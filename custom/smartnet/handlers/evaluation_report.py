@@ -153,7 +153,16 @@ class SliceEvaluationReport:
             labels = np.array([c["volume_label"] for c in labelled])
             vol = binary_scores(scores, labels, self.threshold)
             metrics.update({f"volume_{k}": v for k, v in vol.items()})
+            if self.threshold != 0.5:  # the operating point chosen on validation data, and the naive 0.5 beside it
+                at_half = binary_scores(scores, labels, 0.5)
+                metrics.update({f"volume_{k}_at_0.5": at_half[k] for k in ("sensitivity", "specificity")})
             metrics["volume_aggregation"] = self.aggregation  # type: ignore[assignment]
+        scored = [r for r in self.slices if "probability" in r and "label" in r]
+        if scored and self.threshold != 0.5:
+            at_half = binary_scores(
+                np.array([r["probability"] for r in scored]), np.array([r["label"] for r in scored]), 0.5
+            )
+            metrics.update({f"slice_{k}_at_0.5": at_half[k] for k in ("sensitivity", "specificity")})
         dices = [c["dice"] for c in per_case if "dice" in c and not np.isnan(c["dice"])]
         if dices:
             metrics["case_dice_mean"] = float(np.mean(dices))

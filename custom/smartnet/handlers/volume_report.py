@@ -156,6 +156,9 @@ class VolumeEvaluationReport(_PerVolumeRows):
         if self.task == "cls":
             scores = np.array([r["probability"] for r in self.rows])
             metrics.update(binary_scores(scores, labels, self.threshold))
+            if self.threshold != 0.5:  # the operating point chosen on validation data, and the naive 0.5 beside it
+                at_half = binary_scores(scores, labels, 0.5)
+                metrics.update({f"{k}_at_0.5": at_half[k] for k in ("sensitivity", "specificity", "accuracy", "f1")})
         else:
             dice = [r["dice"] for r in self.rows if r["label"]]
             fp = np.array([r["false_positive_ml"] for r in self.rows])
@@ -168,7 +171,7 @@ class VolumeEvaluationReport(_PerVolumeRows):
         atomic_write_text(self.output_dir / f"{self.prefix}metrics.json", json.dumps(self.results, indent=4) + "\n")
         atomic_write_csv(self.output_dir / f"{self.prefix}per_case.csv", self.rows)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-        self.logger.info(f"evaluation of {len(self.rows)} volumes: {shown}")
+        self.logger.info(f"evaluation of {len(self.rows)} volumes at threshold {self.threshold:.4f}: {shown}")
         self.logger.info(f"results written to {self.output_dir}")
 
 

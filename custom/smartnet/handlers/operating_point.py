@@ -1,0 +1,78 @@
+"""Ignite handler that chooses the classifier's decision threshold on every validation run."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from monai.utils import min_version, optional_import
+
+from ..operating_point import OperatingPoint
+from .distributed import gather_to_rank0
+
+Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
+Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
+
+__all__ = ["OperatingPointSelector"]
+
+
+class OperatingPointSelector:
+    """Collect validation probabilities and labels, then update ``operating_point`` at the end of the run.
+
+    Attach it to the validation evaluator *before* the checkpoint saver, so that ``model.pt`` stores the threshold
+    chosen on the same validation run as the weights it is saved with (``save_dict`` holds ``operating_point``).
+    The chosen threshold and its validation sensitivity / specificity are also put into the engine's metrics
+    (``val_threshold``, ``val_sensitivity_op``, ``val_specificity_op``) for the logs.
+
+    Args:
+        operating_point: the ``smartnet.operating_point.OperatingPoint`` to update.
+        score_key: output key of the probability, one value per item (``cls_prob`` per slice upstream, ``pred``
+            per volume for the volume classifier).
+        label_key: output key of the label; any positive value counts as positive (a mask works as a slice label).
+    """
+
+    def __init__(self, operating_point: OperatingPoint, score_key: str = "pred", label_key: str = "label") -> None:
+        self.operating_point = operating_point
+        self.score_key = score_key
+        self.label_key = label_key
+        self.scores: list[float] = []
+        self.labels: list[int] = []
+        self.logger = logging.getLogger("smartnet")
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._choose)
+
+    def _reset(self, engine: Engine) -> None:
+        self.scores, self.labels = [], []
+
+    def _collect(self, engine: Engine) -> None:
+        outputs: Any = engine.state.output
+        for item in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+            if self.score_key not in item:  # a model without a classification output: nothing to choose
+                continue
+            score = torch.as_tensor(item[self.score_key]).float().reshape(-1)
+            label = torch.as_tensor(item[self.label_key])
+            self.scores.append(float(score.max()))
+            self.labels.append(int(label.max() > 0))
+
+    def _choose(self, engine: Engine) -> None:
+        parts = gather_to_rank0((self.scores, self.labels))
+        if parts is None:  # not rank 0: rank 0 chooses and saves
+            return
+        scores = np.concatenate([np.asarray(s, dtype=np.float64) for s, _ in parts])
+        labels = np.concatenate([np.asarray(lab, dtype=np.int64) for _, lab in parts])
+        if scores.size == 0:
+            return
+        record = self.operating_point.update(scores, labels)
+        engine.state.metrics["val_threshold"] = record["threshold"]
+        engine.state.metrics["val_sensitivity_op"] = record["sensitivity"]
+        engine.state.metrics["val_specificity_op"] = record["specificity"]
+        self.logger.info(
+            f"operating point ({record['method']}) on {record['n_positive']} positive / {record['n_negative']} "
+            f"negative validation items: threshold {record['threshold']:.4f}, sensitivity "
+            f"{record['sensitivity']:.3f}, specificity {record['specificity']:.3f}"
+        )

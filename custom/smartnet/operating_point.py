@@ -1,0 +1,148 @@
+"""The decision threshold (operating point) of a classifier, chosen on validation data and stored with the weights.
+
+A network's probabilities are not calibrated, so 0.5 means nothing in particular: a model can separate the classes
+perfectly (AUROC 1) and still call every case negative at 0.5. Training therefore picks the threshold on the
+validation set, by one of two rules:
+
+* ``youden``: the threshold maximising Youden's J = sensitivity + specificity - 1 (balanced errors);
+* ``sensitivity``: the highest threshold whose validation sensitivity is at least ``target_sensitivity``
+  (e.g. 0.95 for triage, where a missed bleed costs more than a false alarm).
+
+``OperatingPoint`` holds the choice. It has ``state_dict`` / ``load_state_dict``, so a ``CheckpointSaver`` stores it
+beside the model as plain numbers and strings (loadable with ``torch.load(weights_only=True)``), and
+``stored_threshold`` reads it back for evaluation, inference and MONAI Label.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["METHODS", "OperatingPoint", "choose_threshold", "stored_threshold", "DEFAULT_THRESHOLD"]
+
+METHODS = ("youden", "sensitivity", "fixed")
+DEFAULT_THRESHOLD = 0.5
+CHECKPOINT_KEY = "operating_point"
+
+
+def _rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
+    decided = scores >= threshold
+    sens = float(decided[labels].mean()) if labels.any() else float("nan")
+    spec = float((~decided[~labels]).mean()) if (~labels).any() else float("nan")
+    return sens, spec
+
+
+def choose_threshold(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    method: str = "youden",
+    target_sensitivity: float = 0.95,
+    fixed: float = DEFAULT_THRESHOLD,
+) -> dict[str, Any]:
+    """Pick a decision threshold on probabilities ``scores`` (N,) in [0, 1] for binary ``labels`` (N,).
+
+    Candidate thresholds are the midpoints between consecutive distinct scores (so a threshold never sits exactly on
+    a validation case), plus the ends. Ties of Youden's J go to the threshold closest to the middle of the gap
+    between the classes. With only one class present, or ``method="fixed"``, ``fixed`` is returned unchanged.
+
+    Returns a dict of plain Python values: ``threshold``, ``method``, ``target_sensitivity`` (or None),
+    ``sensitivity``, ``specificity`` (at the threshold, on these data), ``n_positive``, ``n_negative``.
+
+    Raises:
+        ValueError: for an unknown ``method``, a target outside (0, 1], or scores and labels of different lengths.
+    """
+    if method not in METHODS:
+        raise ValueError(f"operating point method must be one of {METHODS}, got {method!r}")
+    if not 0.0 < float(target_sensitivity) <= 1.0:
+        raise ValueError(f"target_sensitivity must be in (0, 1], got {target_sensitivity}")
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1) > 0
+    if scores.shape != labels.shape:
+        raise ValueError(f"{scores.size} scores but {labels.size} labels")
+    result: dict[str, Any] = {
+        "method": method,
+        "target_sensitivity": float(target_sensitivity) if method == "sensitivity" else None,
+        "n_positive": int(labels.sum()),
+        "n_negative": int((~labels).sum()),
+    }
+    threshold = float(fixed)
+    if method != "fixed" and labels.any() and (~labels).any():
+        distinct = np.unique(scores)
+        candidates = np.concatenate([[0.0], (distinct[:-1] + distinct[1:]) / 2, [min(1.0, distinct[-1] + 1e-6)]])
+        rates = np.array([_rates(scores, labels, t) for t in candidates])
+        if method == "youden":
+            j = rates[:, 0] + rates[:, 1] - 1.0
+            best = np.flatnonzero(np.isclose(j, j.max()))
+            threshold = float(np.median(candidates[best]))  # middle of the best plateau
+        else:
+            ok = np.flatnonzero(rates[:, 0] >= target_sensitivity - 1e-12)
+            threshold = float(candidates[ok].max())
+    else:
+        result["method"] = "fixed"
+    sens, spec = _rates(scores, labels, threshold)
+    result.update(threshold=threshold, sensitivity=sens, specificity=spec)
+    return result
+
+
+class OperatingPoint:
+    """The classifier's decision threshold, as a ``state_dict``-able object for MONAI's checkpoint handlers.
+
+    Args:
+        method: ``youden``, ``sensitivity`` (with ``target_sensitivity``) or ``fixed`` (keep ``threshold``).
+        target_sensitivity: the validation sensitivity to reach with ``method="sensitivity"``.
+        threshold: the starting (and, with ``fixed``, the final) threshold.
+    """
+
+    def __init__(self, method: str = "youden", target_sensitivity: float = 0.95, threshold: float = DEFAULT_THRESHOLD):
+        choose_threshold(np.zeros(0), np.zeros(0), method, target_sensitivity)  # validates the settings
+        self.method = method
+        self.target_sensitivity = float(target_sensitivity)
+        self.record: dict[str, Any] = {"threshold": float(threshold), "method": "fixed"}
+
+    @property
+    def threshold(self) -> float:
+        return float(self.record["threshold"])
+
+    def update(self, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """Choose the threshold on these validation scores and labels; returns (and keeps) the record."""
+        self.record = choose_threshold(scores, labels, self.method, self.target_sensitivity, self.threshold)
+        return self.record
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.record.items() if not (isinstance(v, float) and math.isnan(v))}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.record = dict(state)
+
+
+def stored_threshold(checkpoint_path: str | os.PathLike, explicit: float | None = None) -> float:
+    """The decision threshold to use with a checkpoint: ``explicit`` when given, else the operating point stored in
+    the checkpoint, else ``DEFAULT_THRESHOLD`` (0.5) with a warning (a checkpoint from before operating points, or
+    none yet: the loaders say what is wrong with a missing file)."""
+    if explicit is not None:
+        value = float(explicit)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"a decision threshold is a probability in [0, 1], got {value}")
+        return value
+    from .checkpoints import load_checkpoint  # torch is only needed here
+
+    logger = logging.getLogger("smartnet")
+    path = Path(checkpoint_path).expanduser()
+    try:
+        state = load_checkpoint(path)
+    except Exception:  # missing or unreadable: the checkpoint loader reports it
+        return DEFAULT_THRESHOLD
+    record = state.get(CHECKPOINT_KEY) if isinstance(state, dict) else None
+    if not isinstance(record, dict) or "threshold" not in record:
+        logger.warning(f"{path} stores no operating point; using threshold {DEFAULT_THRESHOLD}")
+        return DEFAULT_THRESHOLD
+    threshold = float(record["threshold"])
+    logger.info(
+        f"decision threshold {threshold:.4f} from {path.name} ({record.get('method', '?')} on the validation set)"
+    )
+    return threshold

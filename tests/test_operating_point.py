@@ -1,0 +1,76 @@
+"""The decision threshold chosen on validation data: the rule, the handler, and the checkpoint round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Engine
+
+from smartnet.handlers import OperatingPointSelector
+from smartnet.operating_point import OperatingPoint, choose_threshold, stored_threshold
+
+
+def test_youden_separates_an_uncalibrated_but_perfect_classifier():
+    # every probability is below 0.5: at 0.5 nothing is called positive, yet the ranking is perfect
+    scores = np.array([0.01, 0.02, 0.03, 0.04, 0.20, 0.25, 0.30])
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    record = choose_threshold(scores, labels, "youden")
+    assert 0.04 < record["threshold"] < 0.20
+    assert record["sensitivity"] == 1.0 and record["specificity"] == 1.0
+    assert (record["n_positive"], record["n_negative"]) == (3, 4)
+
+
+def test_target_sensitivity_takes_the_highest_threshold_that_reaches_it():
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    labels = np.array([0, 1, 0, 0, 1, 0, 1, 1, 1, 1])
+    record = choose_threshold(scores, labels, "sensitivity", target_sensitivity=0.8)
+    assert record["sensitivity"] >= 0.8
+    assert 0.4 < record["threshold"] < 0.5  # 0.5 itself would give 5 / 6 -> the highest passing is just below it
+    full = choose_threshold(scores, labels, "sensitivity", target_sensitivity=1.0)
+    assert full["sensitivity"] == 1.0 and full["threshold"] < 0.2
+
+
+def test_one_class_or_fixed_keeps_the_given_threshold():
+    assert choose_threshold(np.array([0.1, 0.7]), np.array([1, 1]))["threshold"] == 0.5
+    assert choose_threshold(np.array([0.1, 0.7]), np.array([0, 1]), "fixed", fixed=0.3)["threshold"] == 0.3
+
+
+@pytest.mark.parametrize("kwargs", [{"method": "best"}, {"target_sensitivity": 0.0}, {"target_sensitivity": 1.5}])
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        OperatingPoint(**kwargs)
+
+
+def test_selector_updates_the_operating_point_from_validation_outputs():
+    point = OperatingPoint("youden")
+    outputs = [[{"pred": torch.tensor([p]), "label": torch.tensor([y])}] for p, y in
+               [(0.05, 0), (0.07, 0), (0.3, 1), (0.35, 1), (0.06, 0), (0.4, 1)]]
+    evaluator = Engine(lambda engine, batch: batch)
+    OperatingPointSelector(point, score_key="pred", label_key="label").attach(evaluator)
+    evaluator.run(outputs, max_epochs=1)
+    assert 0.07 < point.threshold < 0.3
+    assert evaluator.state.metrics["val_sensitivity_op"] == 1.0
+    assert evaluator.state.metrics["val_specificity_op"] == 1.0
+
+
+def test_the_threshold_travels_in_the_checkpoint_as_plain_data(tmp_path):
+    point = OperatingPoint("youden")
+    point.update(np.array([0.01, 0.02, 0.2, 0.3]), np.array([0, 0, 1, 1]))
+    path = tmp_path / "model.pt"
+    torch.save({"model": torch.nn.Linear(2, 1).state_dict(), "operating_point": point.state_dict()}, path)
+    state = torch.load(path, weights_only=True)  # plain numbers and strings only
+    assert state["operating_point"]["method"] == "youden"
+    assert stored_threshold(path) == pytest.approx(point.threshold)
+    assert stored_threshold(path, explicit=0.7) == 0.7  # an explicit threshold wins
+
+
+def test_a_checkpoint_without_an_operating_point_falls_back_to_one_half(tmp_path, caplog):
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(2, 1).state_dict(), path)
+    with caplog.at_level("WARNING", logger="smartnet"):
+        assert stored_threshold(path) == 0.5
+    assert "no operating point" in caplog.text
+    assert stored_threshold(tmp_path / "missing.pt") == 0.5
+    with pytest.raises(ValueError, match="probability"):
+        stored_threshold(path, explicit=2.0)
