@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -39,13 +40,15 @@ def write_demo_dataset(
 ) -> Path:
     """Generate synthetic head CT volumes (see ``smartnet.data.demo``) and their datalist; returns the datalist path.
 
-    Half of each split (rounded up) has haemorrhage by default. Case names are ``case0001_hemo`` /
+    Half of each split (rounded up) has haemorrhage by default. ``kinds.json`` beside the datalist names the kinds of
+    bleed drawn in each case (for Dice per kind). Case names are ``case0001_hemo`` /
     ``case0002_normal``. ``kinds`` restricts the haemorrhage kinds drawn. The same arguments always write the same
     files.
     """
     root = Path(root).expanduser()
     rng = np.random.default_rng(seed)
     index = 0
+    kinds_of: dict[str, list[str]] = {}
     for split, count in (("train", n_train), ("valid", n_valid), ("test", n_test)):
         folder = root / split
         folder.mkdir(parents=True, exist_ok=True)
@@ -57,7 +60,9 @@ def write_demo_dataset(
             case = f"case{index:04d}_{'hemo' if hemo else 'normal'}"
             _save(vol.image, vol.affine, folder / f"{case}_img.nii.gz")
             _save(vol.mask, vol.affine, folder / f"{case}_mask.nii.gz")
+            kinds_of[case] = list(vol.kinds)
             if verbose:
                 drawn = ", ".join(vol.kinds) or "no haemorrhage"
                 print(f"  {split}/{case}: {vol.image.shape}, {int(vol.mask.sum())} lesion voxels ({drawn})", flush=True)
+    (root / "kinds.json").write_text(json.dumps(kinds_of, indent=4) + "\n")  # kinds of bleed per case
     return write_datalist(root)

@@ -1,0 +1,52 @@
+"""Synthetic bleeds painted into the real head CT of ../shared/data/head_ct_ge (skipped when it is absent)."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+from smartnet.data.demo import HEMORRHAGE_KINDS
+from smartnet.data.real_anatomy import write_real_anatomy_set
+from smartnet.transforms import head_region
+
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real head CT not present at {SHARED_DATA}")
+
+
+@pytest.fixture(scope="module")
+def real_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("real_anatomy")
+    datalist = write_real_anatomy_set(SHARED_DATA / "ge_head_ct_axial_128.nii.gz", out, n_hemorrhage=5, n_normal=2,
+                                      seed=3, verbose=False)
+    return out, json.loads(datalist.read_text())
+
+
+def test_every_kind_is_painted_inside_the_skull(real_set):
+    out, datalist = real_set
+    kinds = json.loads((out / "kinds.json").read_text())
+    assert {k for drawn in kinds.values() for k in drawn} == set(HEMORRHAGE_KINDS)
+    assert len(datalist["test"]) == 7
+    for entry in datalist["test"]:
+        image = np.asarray(nib.load(out / entry["image"]).dataobj)
+        mask = np.asarray(nib.load(out / entry["label"]).dataobj) > 0
+        if entry["case_id"].endswith("normal"):
+            assert not mask.any() and kinds[entry["case_id"]] == []
+            continue
+        assert mask.sum() >= 3, entry["case_id"]
+        blood = image[mask]
+        assert 30 <= np.median(blood) <= 100, f"{entry['case_id']}: blood at {np.median(blood)} HU"
+        assert (blood > 300).mean() < 0.01  # not in bone
+        assert (blood < -100).mean() < 0.01  # not in air
+
+
+def test_head_region_covers_the_lesions_and_not_the_air(real_set):
+    out, datalist = real_set
+    entry = datalist["test"][0]
+    image = np.asarray(nib.load(out / entry["image"]).dataobj).astype(np.float32)
+    mask = np.asarray(nib.load(out / entry["label"]).dataobj) > 0
+    region = head_region(np.clip(image / 80.0, 0, 1)[None])
+    assert region[mask].all()
+    assert not region[image < -900].any() or region[image < -900].mean() < 0.02
