@@ -21,6 +21,10 @@ Each section runs in a fresh subprocess, so its peak resident memory (``ru_maxrs
 * ``down_seg``: the same for the segmenter (512 x 512 x 40 end to end), with peak memory.
 
 ``--stem-stride 2`` measures the standard stride-2 stem ("fast" configuration) instead of the reference stride-1.
+``--profile demo`` measures ``upstream_train`` with the bundle's CPU demo profile layered over ``train.json``
+(ResNet-18, stride-2 stem, 96 px, 16 slices a step, channels_last): is the demo's step bound by the network?
+
+    python benchmarks/benchmark.py --sections conv,upstream_train --profile demo --workers 0
 """
 
 from __future__ import annotations
@@ -251,11 +255,13 @@ def section_upstream_train(args, size: dict) -> dict:
     data = Path(tempfile.mkdtemp(prefix="smartnet_bench_data_"))
     write_demo_dataset(data, n_train=6 if args.quick else 12, n_valid=1, n_test=1, size=size["image_size"], depth=12,
                        seed=0, verbose=False)
+    configs = BUNDLES / "smartnet_upstream" / "configs"
     parser = ConfigParser()
-    parser.read_config(str(BUNDLES / "smartnet_upstream" / "configs" / "train.json"))
-    parser.update({"bundle_root": str(data / "root"), "dataset_dir": str(data), "encoder": size["encoder"],
-                   "stem_stride": size["stem_stride"], "image_size": size["image_size"],
-                   "device": "$torch.device('cpu')"})
+    parser.read_config([str(configs / "train.json")] + ([str(configs / f"{args.profile}.json")] if args.profile else []))
+    parser.update({"bundle_root": str(data / "root"), "dataset_dir": str(data), "device": "$torch.device('cpu')"})
+    if not args.profile:  # a profile brings its own architecture and size
+        parser.update({"encoder": size["encoder"], "stem_stride": size["stem_stride"],
+                       "image_size": size["image_size"]})
     if args.workers is not None:
         parser["num_workers"] = args.workers
     parser.parse()
@@ -290,15 +296,19 @@ def section_upstream_train(args, size: dict) -> dict:
         step()
     seconds = (time.perf_counter() - start) / steps
     loader_wait = sum(waited) / steps
-    image = torch.rand(slices, 1, size["image_size"], size["image_size"])
-    target = torch.cat([torch.zeros_like(image), image], dim=1)
+    side = parser.get_parsed_content("image_size")
+    image = torch.rand(slices, parser.get_parsed_content("in_channels"), side, side)
+    if parser.get_parsed_content("channels_last"):
+        image = image.contiguous(memory_format=torch.channels_last)
+    target = torch.cat([torch.zeros_like(image[:, :1]), image], dim=1)
 
     def forward_backward() -> None:
         loss(network(image), target).backward()
 
     flops = forward_flops(forward_backward)
     floor = flops / (args.conv_gflops * 1e9) if args.conv_gflops else None
-    return {"slices_per_step": slices, "seconds_per_step": seconds, "slices_per_second": slices / seconds,
+    return {"profile": args.profile or "reference", "image_size": side,
+            "encoder": parser.get_parsed_content("encoder"), "slices_per_step": slices, "seconds_per_step": seconds, "slices_per_second": slices / seconds,
             "step_tflop": flops / 1e12, "floor_seconds": floor, "x_floor": seconds / floor if floor else None,
             "num_workers": workers, "loader_wait_seconds_per_step": loader_wait,
             "loader_wait_fraction": loader_wait / seconds}
@@ -338,6 +348,8 @@ def main() -> None:
                         help="DataLoader workers for upstream training (default: the bundle's num_workers)")
     parser.add_argument("--stem-stride", type=int, choices=(1, 2), default=None,
                         help="1: reference stride-1 stem (default), 2: the standard stride-2 'fast' stem")
+    parser.add_argument("--profile", default=None,
+                        help="upstream_train with this bundle profile layered over train.json (e.g. demo)")
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--section", help=argparse.SUPPRESS)
@@ -356,6 +368,7 @@ def main() -> None:
                str(conv_gflops)] + (["--quick"] if args.quick else [])
         cmd += ["--workers", str(args.workers)] if args.workers is not None else []
         cmd += ["--stem-stride", str(args.stem_stride)] if args.stem_stride is not None else []
+        cmd += ["--profile", args.profile] if args.profile else []
         done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
         if done.returncode != 0:  # e.g. killed for memory: recorded, the other sections still run
             print(done.stdout[-2000:] + done.stderr[-4000:], file=sys.stderr)

@@ -218,7 +218,8 @@ def test_training_refuses_a_bad_datalist(tiny_dataset, tmp_path):
 @pytest.mark.parametrize(
     "overrides, key_metric",
     [({"variant": "dual_seg_rec"}, "dice"), ({"variant": "single_rec"}, "rec_mae"),
-     ({"variant": "dual_cls_seg", "consistency": True, "hu_windows": "[[0,80],[-20,180]]"}, "slice_auroc")],
+     ({"variant": "dual_cls_seg", "consistency": True, "hu_windows": "[[0,80],[-20,180]]"}, "slice_auroc_dice"),
+     ({"variant": "single_cls"}, "slice_auroc")],
 )
 def test_variants_train(overrides, key_metric, tiny_dataset, tmp_path):
     result = run_bundle(UPSTREAM, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1, "val_interval": 1,
