@@ -108,9 +108,21 @@ class OperatingPoint:
     def threshold(self) -> float:
         return float(self.record["threshold"])
 
-    def update(self, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-        """Choose the threshold on these validation scores and labels; returns (and keeps) the record."""
-        self.record = choose_threshold(scores, labels, self.method, self.target_sensitivity, self.threshold)
+    def update(self, scores: np.ndarray, labels: np.ndarray, volume_scores: np.ndarray | None = None,
+               volume_labels: np.ndarray | None = None) -> dict[str, Any]:
+        """Choose the threshold on these validation scores and labels; returns (and keeps) the record.
+
+        With ``volume_scores`` / ``volume_labels`` (per-volume scores of a slice model, e.g. the maximum slice
+        probability) a second threshold is chosen for volume decisions: ``volume_threshold``,
+        ``volume_sensitivity``, ``volume_specificity``. A slice threshold applied to the maximum over 30 slices
+        would call almost every volume positive.
+        """
+        record = choose_threshold(scores, labels, self.method, self.target_sensitivity, self.threshold)
+        if volume_scores is not None and volume_labels is not None:
+            fallback = float(self.record.get("volume_threshold", record["threshold"]))
+            volume = choose_threshold(volume_scores, volume_labels, self.method, self.target_sensitivity, fallback)
+            record.update({f"volume_{k}": volume[k] for k in ("threshold", "sensitivity", "specificity")})
+        self.record = record
         return self.record
 
     def state_dict(self) -> dict[str, Any]:
@@ -120,10 +132,11 @@ class OperatingPoint:
         self.record = dict(state)
 
 
-def stored_threshold(checkpoint_path: str | os.PathLike, explicit: float | None = None) -> float:
+def stored_threshold(checkpoint_path: str | os.PathLike, explicit: float | None = None, key: str = "threshold") -> float:
     """The decision threshold to use with a checkpoint: ``explicit`` when given, else the operating point stored in
-    the checkpoint, else ``DEFAULT_THRESHOLD`` (0.5) with a warning (a checkpoint from before operating points, or
-    none yet: the loaders say what is wrong with a missing file)."""
+    the checkpoint (``key``: ``threshold``, or ``volume_threshold`` for the volume decisions of the slice model), else
+    ``DEFAULT_THRESHOLD`` (0.5) with a warning (a checkpoint from before operating points, or none yet: the loaders
+    say what is wrong with a missing file)."""
     if explicit is not None:
         value = float(explicit)
         if not 0.0 <= value <= 1.0:
@@ -138,11 +151,11 @@ def stored_threshold(checkpoint_path: str | os.PathLike, explicit: float | None 
     except Exception:  # missing or unreadable: the checkpoint loader reports it
         return DEFAULT_THRESHOLD
     record = state.get(CHECKPOINT_KEY) if isinstance(state, dict) else None
-    if not isinstance(record, dict) or "threshold" not in record:
-        logger.warning(f"{path} stores no operating point; using threshold {DEFAULT_THRESHOLD}")
+    if not isinstance(record, dict) or key not in record:
+        logger.warning(f"{path} stores no operating point ({key}); using threshold {DEFAULT_THRESHOLD}")
         return DEFAULT_THRESHOLD
-    threshold = float(record["threshold"])
+    threshold = float(record[key])
     logger.info(
-        f"decision threshold {threshold:.4f} from {path.name} ({record.get('method', '?')} on the validation set)"
+        f"decision {key} {threshold:.4f} from {path.name} ({record.get('method', '?')} on the validation set)"
     )
     return threshold

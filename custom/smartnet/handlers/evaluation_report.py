@@ -68,13 +68,16 @@ class SliceEvaluationReport:
         threshold: decision threshold on probabilities.
         aggregation: "max" (default) or "mean" of the slice probabilities as the volume score.
         prefix: file-name prefix (e.g. "test_").
+        volume_threshold: decision threshold on the volume score (default: ``threshold``).
     """
 
-    def __init__(self, output_dir: str, threshold: float = 0.5, aggregation: str = "max", prefix: str = "") -> None:
+    def __init__(self, output_dir: str, threshold: float = 0.5, aggregation: str = "max", prefix: str = "",
+                 volume_threshold: float | None = None) -> None:
         if aggregation not in ("max", "mean"):
             raise ValueError(f"aggregation must be 'max' or 'mean', got {aggregation!r}")
         self.output_dir = Path(output_dir)
         self.threshold = threshold
+        self.volume_threshold = threshold if volume_threshold is None else volume_threshold
         self.aggregation = aggregation
         self.prefix = prefix
         self.logger = logging.getLogger(self.__class__.__name__)
@@ -146,14 +149,15 @@ class SliceEvaluationReport:
             per_case.append(entry)
 
         metrics = {k: _value(v) for k, v in engine.state.metrics.items() if _is_number(v)}
-        summary: dict[str, Any] = {"slices": len(self.slices), "volumes": len(per_case), "threshold": self.threshold}
+        summary: dict[str, Any] = {"slices": len(self.slices), "volumes": len(per_case), "threshold": self.threshold,
+                                   "volume_threshold": self.volume_threshold}
         labelled = [c for c in per_case if "volume_label" in c]
         if labelled and "volume_score" in labelled[0]:
             scores = np.array([c["volume_score"] for c in labelled])
             labels = np.array([c["volume_label"] for c in labelled])
-            vol = binary_scores(scores, labels, self.threshold)
+            vol = binary_scores(scores, labels, self.volume_threshold)
             metrics.update({f"volume_{k}": v for k, v in vol.items()})
-            if self.threshold != 0.5:  # the operating point chosen on validation data, and the naive 0.5 beside it
+            if self.volume_threshold != 0.5:  # the operating point chosen on validation data, and 0.5 beside it
                 at_half = binary_scores(scores, labels, 0.5)
                 metrics.update({f"volume_{k}_at_0.5": at_half[k] for k in ("sensitivity", "specificity")})
             metrics["volume_aggregation"] = self.aggregation  # type: ignore[assignment]

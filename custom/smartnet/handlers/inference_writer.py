@@ -36,12 +36,14 @@ class SliceProbabilityWriter:
 
     Args:
         output_dir: destination folder (created).
-        threshold: decision threshold on the slice probability; the volume score is the maximum over slices.
+        threshold: decision threshold on the slice probability.
+        volume_threshold: decision threshold on the volume score, the maximum over slices (default: ``threshold``).
     """
 
-    def __init__(self, output_dir: str, threshold: float = 0.5) -> None:
+    def __init__(self, output_dir: str, threshold: float = 0.5, volume_threshold: float | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.threshold = threshold
+        self.volume_threshold = threshold if volume_threshold is None else volume_threshold
         self.logger = logging.getLogger(self.__class__.__name__)
         self.rows: list[dict[str, Any]] = []
         self.volumes: list[dict[str, Any]] = []
@@ -68,7 +70,8 @@ class SliceProbabilityWriter:
                     {"case_id": case, "slice_index": z, "probability": round(float(p), 6), "decision": int(p >= self.threshold)}
                 )
             score = float(probs.max()) if len(probs) else float("nan")
-            entry = {"case_id": case, "slices": len(probs), "volume_score": score, "decision": int(score >= self.threshold)}
+            entry = {"case_id": case, "slices": len(probs), "volume_score": score,
+                     "decision": int(score >= self.volume_threshold)}
             if "lesion_ml" in o:
                 entry["lesion_ml"] = float(o["lesion_ml"])
             self.volumes.append(entry)
@@ -77,6 +80,6 @@ class SliceProbabilityWriter:
     def _write(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_csv(self.output_dir / "slice_probabilities.csv", self.rows)
-        body = {"threshold": self.threshold, "volumes": self.volumes}
+        body = {"threshold": self.threshold, "volume_threshold": self.volume_threshold, "volumes": self.volumes}
         atomic_write_text(self.output_dir / "volume_scores.json", json.dumps(body, indent=4) + "\n")
         self.logger.info(f"wrote slice probabilities of {len(self.volumes)} volume(s) to {self.output_dir}")

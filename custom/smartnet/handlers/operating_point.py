@@ -31,14 +31,19 @@ class OperatingPointSelector:
         score_key: output key of the probability, one value per item (``cls_prob`` per slice upstream, ``pred``
             per volume for the volume classifier).
         label_key: output key of the label; any positive value counts as positive (a mask works as a slice label).
+        group_key: batch key naming the volume of each item (``case_id``) for a slice model: a second threshold is
+            then chosen on the per-volume maxima (``volume_threshold``). ``None``: items are volumes already.
     """
 
-    def __init__(self, operating_point: OperatingPoint, score_key: str = "pred", label_key: str = "label") -> None:
+    def __init__(self, operating_point: OperatingPoint, score_key: str = "pred", label_key: str = "label",
+                 group_key: str | None = None) -> None:
         self.operating_point = operating_point
         self.score_key = score_key
         self.label_key = label_key
+        self.group_key = group_key
         self.scores: list[float] = []
         self.labels: list[int] = []
+        self.groups: list[str] = []
         self.logger = logging.getLogger("smartnet")
 
     def attach(self, engine: Engine) -> None:
@@ -47,27 +52,41 @@ class OperatingPointSelector:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._choose)
 
     def _reset(self, engine: Engine) -> None:
-        self.scores, self.labels = [], []
+        self.scores, self.labels, self.groups = [], [], []
 
     def _collect(self, engine: Engine) -> None:
         outputs: Any = engine.state.output
-        for item in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        batch: Any = engine.state.batch
+        batch = batch if isinstance(batch, (list, tuple)) else [batch] * len(outputs)
+        for item, source in zip(outputs, batch):
             if self.score_key not in item:  # a model without a classification output: nothing to choose
                 continue
             score = torch.as_tensor(item[self.score_key]).float().reshape(-1)
             label = torch.as_tensor(item[self.label_key])
             self.scores.append(float(score.max()))
             self.labels.append(int(label.max() > 0))
+            if self.group_key is not None:
+                self.groups.append(str(source.get(self.group_key, item.get(self.group_key, "?"))))
 
     def _choose(self, engine: Engine) -> None:
-        parts = gather_to_rank0((self.scores, self.labels))
+        parts = gather_to_rank0((self.scores, self.labels, self.groups))
         if parts is None:  # not rank 0: rank 0 chooses and saves
             return
-        scores = np.concatenate([np.asarray(s, dtype=np.float64) for s, _ in parts])
-        labels = np.concatenate([np.asarray(lab, dtype=np.int64) for _, lab in parts])
+        scores = np.concatenate([np.asarray(s, dtype=np.float64) for s, _, _ in parts])
+        labels = np.concatenate([np.asarray(lab, dtype=np.int64) for _, lab, _ in parts])
+        groups = [g for _, _, part in parts for g in part]
         if scores.size == 0:
             return
-        record = self.operating_point.update(scores, labels)
+        volume_scores = volume_labels = None
+        if self.group_key is not None and len(groups) == len(scores):
+            best: dict[str, list[float]] = {}
+            for group, score, label in zip(groups, scores, labels):
+                entry = best.setdefault(group, [0.0, 0.0])
+                entry[0], entry[1] = max(entry[0], score), max(entry[1], label)
+            volume_scores = np.array([v[0] for v in best.values()])
+            volume_labels = np.array([v[1] for v in best.values()])
+        record = self.operating_point.update(scores, labels, volume_scores, volume_labels)
         engine.state.metrics["val_threshold"] = record["threshold"]
         engine.state.metrics["val_sensitivity_op"] = record["sensitivity"]
         engine.state.metrics["val_specificity_op"] = record["specificity"]
@@ -75,4 +94,7 @@ class OperatingPointSelector:
             f"operating point ({record['method']}) on {record['n_positive']} positive / {record['n_negative']} "
             f"negative validation items: threshold {record['threshold']:.4f}, sensitivity "
             f"{record['sensitivity']:.3f}, specificity {record['specificity']:.3f}"
+            + (f"; per volume (maximum): threshold {record['volume_threshold']:.4f}, sensitivity "
+               f"{record['volume_sensitivity']:.3f}, specificity {record['volume_specificity']:.3f}"
+               if "volume_threshold" in record else "")
         )

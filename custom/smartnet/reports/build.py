@@ -73,6 +73,15 @@ def read_manifest(figures: Path) -> list[tuple[str, str]]:
     return [(entry["file"], entry["caption"]) for entry in json.loads(path.read_text())]
 
 
+def _at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> str:
+    """``"sens / spec"`` at ``threshold``, for captions beside the operating point."""
+    labels = np.asarray(labels).astype(bool)
+    decided = np.asarray(scores) >= threshold
+    sens = decided[labels].mean() if labels.any() else float("nan")
+    spec = (~decided[~labels]).mean() if (~labels).any() else float("nan")
+    return f"{sens:.2f} / {spec:.2f}"
+
+
 def build_report(eval_dir: str | Path, prefix: str = "", n_boot: int = 1000, seed: int = 0) -> Path:
     """Write ``figures/*.png``, confidence intervals into ``<prefix>metrics.json`` and ``report.html``.
 
@@ -91,6 +100,7 @@ def build_report(eval_dir: str | Path, prefix: str = "", n_boot: int = 1000, see
         raise ReportError(f"{folder}: no {metrics_path.name}; run the evaluate workflow first")
     results = json.loads(metrics_path.read_text())
     threshold = float(results.get("summary", {}).get("threshold", 0.5))
+    volume_threshold = float(results.get("summary", {}).get("volume_threshold", threshold))
     per_case = _read_csv(folder / f"{prefix}per_case.csv")
     slices = _read_csv(folder / f"{prefix}slice_predictions.csv")
     if not per_case:
@@ -111,12 +121,17 @@ def build_report(eval_dir: str | Path, prefix: str = "", n_boot: int = 1000, see
     if volume_scores is not None and volume_labels is not None:
         levels.append(("volume", volume_labels, volume_scores))
     for level, labels, scores in levels:
-        stats = binary_metrics_with_ci(labels, scores, threshold, n_boot=n_boot, seed=seed)
+        # the upstream model decides volumes on the maximum slice probability, with a threshold of its own
+        level_threshold = volume_threshold if level == "volume" and slice_scores is not None else threshold
+        stats = binary_metrics_with_ci(labels, scores, level_threshold, n_boot=n_boot, seed=seed)
         intervals.update({f"{level}_{name}": value for name, value in stats.items()})
-        add(plot_roc_pr(labels, scores, threshold, figures_dir / f"{prefix}roc_pr_{level}.png", f"{level} level",
-                        stats), f"ROC and precision-recall curves, {level} level, operating point at {threshold:g}")
-        add(plot_confusion(labels, scores, threshold, figures_dir / f"{prefix}confusion_{level}.png",
-                           f"{level} level"), f"Confusion matrix, {level} level")
+        add(plot_roc_pr(labels, scores, level_threshold, figures_dir / f"{prefix}roc_pr_{level}.png",
+                        f"{level} level", stats),
+            f"ROC and precision-recall curves, {level} level, operating point at {level_threshold:g} (chosen on the "
+            f"validation set unless set by hand); sensitivity / specificity at 0.5: "
+            f"{_at(labels, scores, 0.5)}")
+        add(plot_confusion(labels, scores, level_threshold, figures_dir / f"{prefix}confusion_{level}.png",
+                           f"{level} level"), f"Confusion matrix, {level} level, threshold {level_threshold:g}")
     dice = _column(per_case, "dice")
     if dice is None and any("dice" in r for r in per_case):
         dice = np.array([r["dice"] if isinstance(r.get("dice"), (int, float)) else np.nan for r in per_case])
