@@ -18,6 +18,7 @@ import torch
 
 from conftest import DOWN_CLS, DOWN_SEG, REPO, TINY_DOWN_OVERRIDES, bundle_workflow, run_bundle
 from mask_checks import assert_nothing_in_the_air_at_the_border
+from smartnet.networks.transfer import read_state_dict
 from report_checks import CURVES, SQUARE, check_report, montage_size
 
 BUNDLES = {"cls": DOWN_CLS, "seg": DOWN_SEG}
@@ -81,7 +82,7 @@ def test_frozen_encoder_is_untouched_batch_norm_included(kind, tiny_dataset, tin
     run_bundle(BUNDLES[kind], ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 2, "val_interval": 1,
                                                "gradual_unfreeze": False, "pretrained_path": pretrained,
                                                "learning_rate": 1e-3, **TINY_DOWN_OVERRIDES}, bundle_root=root)
-    upstream = torch.load(pretrained, weights_only=True)
+    upstream = read_state_dict(pretrained)  # model.pt: the weights under "model", beside the operating point
     trained_state = torch.load(root / "models" / "last.pt", weights_only=True)["model"]
     encoder_keys = [k for k in trained_state if k.startswith("encoder.")]
     assert any("running_mean" in k for k in encoder_keys)
@@ -116,7 +117,7 @@ def test_finetune_starts_from_the_given_checkpoint(kind, trained, tiny_dataset, 
     assert f"Restored all variables from {start}" in log and "smartnet_upstream/models/model.pt" not in log
     stats = ("running_mean", "running_var", "num_batches_tracked")
     after = torch.load(tmp_path / "models" / "last.pt", weights_only=True)["model"]
-    before = torch.load(start, weights_only=True)
+    before = read_state_dict(start)
     assert after.keys() == before.keys()
     assert all(torch.equal(after[k], before[k]) for k in before if not k.endswith(stats))
 

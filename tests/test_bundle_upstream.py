@@ -15,6 +15,7 @@ import torch
 
 from conftest import REPO, TINY_OVERRIDES, UPSTREAM, bundle_workflow, run_bundle
 from mask_checks import assert_nothing_in_the_air_at_the_border
+from smartnet.networks.transfer import read_state_dict
 from report_checks import CURVES, SQUARE, check_report, montage_size
 
 CONFIGS = UPSTREAM / "configs"
@@ -70,7 +71,10 @@ def test_train_writes_checkpoints_and_logs(trained_bundle):
     assert {"model", "optimizer", "lr_scheduler", "trainer"} <= set(state)
     assert state["trainer"]["iteration"] == 2 * state["trainer"]["epoch_length"]  # two finished epochs
     best = torch.load(models / "model.pt", weights_only=True)
-    assert any(k.startswith("encoder.layer4") for k in best)
+    assert any(k.startswith("encoder.layer4") for k in best["model"])
+    point = best["operating_point"]  # chosen on the validation slices, plain data
+    assert 0.0 <= point["threshold"] <= 1.0 and point["method"] in ("youden", "fixed")
+    assert 0.0 <= point["volume_threshold"] <= 1.0
     assert list((trained_bundle / "eval").glob("events.out.tfevents.*"))
 
 
@@ -98,7 +102,7 @@ def test_finetune_starts_from_the_given_checkpoint(trained_bundle, tiny_dataset,
                                                    "learning_rate": 0.0, **TINY_OVERRIDES}, bundle_root=tmp_path)
     assert f"Restored all variables from {start}" in result.stdout + result.stderr
     after = _learned_tensors(torch.load(tmp_path / "models" / "last.pt", weights_only=True)["model"])
-    before = _learned_tensors(torch.load(start, weights_only=True))
+    before = _learned_tensors(read_state_dict(start))
     assert after.keys() == before.keys()
     assert all(torch.equal(after[k], before[k]) for k in before)
 

@@ -79,7 +79,8 @@ def test_volume_classifier_learns_from_the_upstream_encoder(bundles_root, learni
 
 def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(bundles_root, learning_dataset):
     metrics = _train_and_evaluate(DOWN_SEG, bundles_root / "smartnet_down_seg", learning_dataset, epochs=6,
-                                  val_interval=3, learning_rate=2e-3, min_lr_factor=1.0, gradual_unfreeze=False)
+                                  val_interval=3, learning_rate=2e-3, min_lr_factor=1.0, gradual_unfreeze=False,
+                                  freeze_decoder=False)  # the decoder trains too: at 64 px the upstream Dice is low
     assert metrics["dice_mean"] >= THRESHOLD_DICE, metrics
     assert metrics["false_positive_ml_mean_normal"] <= THRESHOLD_FP_ML, metrics  # not "lesion" everywhere
 

@@ -74,3 +74,23 @@ def test_a_checkpoint_without_an_operating_point_falls_back_to_one_half(tmp_path
     assert stored_threshold(tmp_path / "missing.pt") == 0.5
     with pytest.raises(ValueError, match="probability"):
         stored_threshold(path, explicit=2.0)
+
+
+def test_slice_model_gets_a_volume_threshold_of_its_own():
+    """Per-volume maxima of slice probabilities need a threshold of their own (higher than for single slices)."""
+    point = OperatingPoint("youden")
+    batches = []
+    for case, probs, label in [("a", [0.05, 0.30, 0.10], 1), ("b", [0.04, 0.12, 0.06], 0), ("c", [0.35, 0.02], 1),
+                               ("d", [0.15, 0.03], 0)]:
+        batches += [[{"case_id": case, "p": p, "y": int(label and p >= 0.3)}] for p in probs]
+
+    def process(engine, batch):  # MONAI's evaluators keep the source items in state.batch, outputs in state.output
+        return [{"cls_prob": torch.tensor([b["p"]]), "cls_label": torch.tensor([b["y"]])} for b in batch]
+
+    evaluator = Engine(process)
+    OperatingPointSelector(point, score_key="cls_prob", label_key="cls_label", group_key="case_id").attach(evaluator)
+    evaluator.run(batches, max_epochs=1)
+    record = point.state_dict()
+    assert record["volume_sensitivity"] == 1.0 and record["volume_specificity"] == 1.0
+    assert 0.15 < record["volume_threshold"] < 0.30
+    assert record["threshold"] < 0.30  # slice level: positives are the 0.30 and 0.35 slices

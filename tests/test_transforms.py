@@ -174,3 +174,23 @@ def test_check_hu_refuses_non_hu_images_naming_the_file():
     windowed = MetaTensor(air_and_brain.clamp(0, 80) / 80, meta={"filename_or_obj": "windowed.nii.gz"})
     with pytest.raises(ValueError, match="windowed.nii.gz: values in .* look already windowed"):
         CheckHUd(keys="image")({"image": windowed})
+
+
+def test_keep_inside_head_zeroes_predictions_in_the_air():
+    import numpy as np
+    import torch
+
+    from smartnet.data.demo import make_volume
+    from smartnet.transforms import KeepInsideHeadd
+
+    volume = make_volume(np.random.default_rng(0), False, size=64, depth=6)
+    image = torch.tensor(np.clip(volume.image / 80.0, 0, 1)[None], dtype=torch.float32)
+    pred = torch.ones(1, 64, 64, 6)
+    kept = KeepInsideHeadd("pred")({"image": image, "pred": pred})["pred"]
+    air = torch.tensor(volume.image < -900)[None]
+    assert kept[air & (kept > 0)].numel() <= int(0.02 * air.sum())  # at most the one-pixel margin around the head
+    assert kept[0, :2].sum() == 0 and kept[0, -2:].sum() == 0 and kept[0, :, :2].sum() == 0
+    brain = torch.tensor((volume.image > 20) & (volume.image < 60))[None]
+    assert bool((kept[brain] == 1).all())  # nothing inside the head is touched
+    flat = KeepInsideHeadd("pred")({"image": image[..., 3], "pred": pred[..., 3]})["pred"]  # a single slice
+    assert torch.equal(flat, kept[..., 3])

@@ -229,3 +229,22 @@ def test_volume_loss_ignores_padded_slices():
     assert masked.item() == pytest.approx(plain.item(), abs=1e-5)
     unmasked = DiceBCELoss()(pad_logits, pad_target)
     assert unmasked.item() > plain.item() + 0.5
+
+
+def test_frozen_decoder_stays_fixed_while_the_3d_head_trains():
+    import torch
+
+    from smartnet.networks import SmartNetVolumeSegmenter
+
+    torch.manual_seed(0)
+    net = SmartNetVolumeSegmenter("resnet18", stem_stride=2, freeze_decoder=True)
+    net.train()
+    assert not net.seg_decoder.training and not any(p.requires_grad for p in net.seg_decoder.parameters())
+    before = {k: v.clone() for k, v in net.seg_decoder.state_dict().items()}
+    head_before = [p.clone() for p in net.volume_head.parameters()]
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+    loss = net(torch.rand(1, 1, 32, 32, 4)).mean()
+    loss.backward()
+    optimizer.step()
+    assert all(torch.equal(before[k], v) for k, v in net.seg_decoder.state_dict().items())  # BN statistics too
+    assert any(not torch.equal(a, b) for a, b in zip(head_before, net.volume_head.parameters()))

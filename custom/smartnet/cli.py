@@ -127,13 +127,25 @@ def _run_stage(bundle: Path, data: Path, epochs: int | None) -> dict:
     _bundle_run(bundle, ["train.json", "demo.json"], train)
     _bundle_run(bundle, ["train.json", "demo.json", "evaluate.json"], overrides)
     _bundle_run(bundle, ["inference.json", "demo.json"], overrides)
-    results = json.loads((bundle / "eval" / "evaluation" / "metrics.json").read_text())
-    metrics = dict(results["metrics"], threshold=results.get("summary", {}).get("threshold"))
-    kinds = data / "kinds.json"
-    if kinds.is_file() and (bundle / "eval" / "evaluation" / "per_case.csv").is_file() and "dice_mean" in metrics:
-        metrics.update({f"dice_{k}": v for k, v in _dice_by_kind(bundle / "eval" / "evaluation" / "per_case.csv",
-                                                                  kinds).items()})
+    return _stage_metrics(bundle / "eval" / "evaluation", data / "kinds.json")
+
+
+def _stage_metrics(eval_dir: Path, kinds_json: Path) -> dict:
+    """An evaluation's metrics, the decision threshold it used and, for the segmenter, the Dice per kind of bleed."""
+    saved = json.loads((eval_dir / "metrics.json").read_text())
+    metrics = dict(saved["metrics"], threshold=saved.get("summary", {}).get("threshold"))
+    if kinds_json.is_file() and (eval_dir / "per_case.csv").is_file() and "dice_mean" in metrics:
+        metrics.update({f"dice_{k}": v for k, v in _dice_by_kind(eval_dir / "per_case.csv", kinds_json).items()})
     return metrics
+
+
+def _print_metrics(results: dict, timings: dict | None = None) -> None:
+    """The shown metrics of each stage, then the Dice per kind of bleed where there is one."""
+    for stage, metrics in results.items():
+        print(f"  {_TITLE[stage]}" + (f" ({timings[stage]:.0f} s)" if timings else ""))
+        for key in _SHOWN[stage] + sorted(k for k in metrics if k.startswith("dice_") and k not in _SHOWN[stage]):
+            if key in metrics and isinstance(metrics[key], (int, float)):
+                print(f"    {key:<30} {metrics[key]:.3f}")
 
 
 def demo(
@@ -188,11 +200,7 @@ def demo(
             timings[stage] = time.time() - began
 
     print(f"\nSMART-Net demo finished in {time.time() - start:.0f} s. Held-out synthetic test set:")
-    for stage, metrics in results.items():
-        print(f"  {_TITLE[stage]} ({timings[stage]:.0f} s)")
-        for key in _SHOWN[stage] + sorted(k for k in metrics if k.startswith("dice_") and k not in _SHOWN[stage]):
-            if key in metrics and isinstance(metrics[key], (int, float)):
-                print(f"    {key:<30} {metrics[key]:.3f}")
+    _print_metrics(results, timings)
     print("Outputs (per bundle: models/model.pt best weights, models/last.pt training state):")
     for stage, bundle in bundles.items():
         print(f"  {_TITLE[stage]:<20} {bundle / 'eval' / 'evaluation'}  |  {bundle / 'eval' / 'inference'}")
@@ -261,17 +269,9 @@ def real_check(
             continue
         eval_dir = bundle / "eval" / "real_anatomy"
         _bundle_run(bundle, configs, {"dataset_dir": str(datalist_path.parent), "eval_dir": str(eval_dir)})
-        saved = json.loads((eval_dir / "metrics.json").read_text())
-        results[stage] = dict(saved["metrics"], threshold=saved.get("summary", {}).get("threshold"))
-        if stage == "seg":
-            results[stage].update({f"dice_{k}": v for k, v in _dice_by_kind(eval_dir / "per_case.csv",
-                                                                           datalist_path.parent / "kinds.json").items()})
+        results[stage] = _stage_metrics(eval_dir, datalist_path.parent / "kinds.json")
     print(f"\nReal-anatomy check ({n_hemorrhage} haemorrhage + {n_normal} lesion-free cases from {src.name}):")
-    for stage, metrics in results.items():
-        print(f"  {_TITLE[stage]}")
-        for key in _SHOWN[stage] + sorted(k for k in metrics if k.startswith("dice_") and k not in _SHOWN[stage]):
-            if key in metrics and isinstance(metrics[key], (int, float)):
-                print(f"    {key:<30} {metrics[key]:.3f}")
+    _print_metrics(results)
     return results
 
 

@@ -13,11 +13,11 @@ import numpy as np
 from .datalist import write_datalist
 from .demo import HEMORRHAGE_KINDS, make_volume
 
-__all__ = ["write_demo_dataset"]
+__all__ = ["write_demo_dataset", "save_nifti"]
 
 
-def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    """Write a NIfTI atomically (temporary name, then rename)."""
+def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """Write a NIfTI atomically (temporary name, then rename), with the affine as both qform and sform (code 1)."""
     img = nib.Nifti1Image(array, affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
@@ -58,8 +58,8 @@ def write_demo_dataset(
             hemo = i < n_hemo
             vol = make_volume(rng, hemo, size=size, depth=depth, kinds=kinds)
             case = f"case{index:04d}_{'hemo' if hemo else 'normal'}"
-            _save(vol.image, vol.affine, folder / f"{case}_img.nii.gz")
-            _save(vol.mask, vol.affine, folder / f"{case}_mask.nii.gz")
+            save_nifti(vol.image, vol.affine, folder / f"{case}_img.nii.gz")
+            save_nifti(vol.mask, vol.affine, folder / f"{case}_mask.nii.gz")
             kinds_of[case] = list(vol.kinds)
             if verbose:
                 drawn = ", ".join(vol.kinds) or "no haemorrhage"

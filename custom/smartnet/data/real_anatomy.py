@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from .demo import HEMORRHAGE_KINDS
+from .demo_dataset import save_nifti
 
 __all__ = ["anatomy_masks", "paint_bleed", "write_real_anatomy_set"]
 
@@ -104,15 +105,6 @@ def paint_bleed(
     raise ValueError(f"unknown haemorrhage kind {kind!r}; choose from {HEMORRHAGE_KINDS}")
 
 
-def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    image = nib.Nifti1Image(array, affine)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    tmp = path.with_name(".tmp_" + path.name)
-    nib.save(image, tmp)
-    os.replace(tmp, path)
-
-
 def write_real_anatomy_set(
     source: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -159,8 +151,8 @@ def write_real_anatomy_set(
             image = np.where(lesion, blood_hu + (image - ndimage.median_filter(image, 3)), image)
         case = f"real{index + 1:03d}_{'hemo' if hemo else 'normal'}"
         kinds_of[case] = drawn
-        _save(np.clip(np.rint(image), -1024, 3071).astype(np.int16), affine, out / "test" / f"{case}_img.nii.gz")
-        _save(lesion.astype(np.uint8), affine, out / "test" / f"{case}_mask.nii.gz")
+        save_nifti(np.clip(np.rint(image), -1024, 3071).astype(np.int16), affine, out / "test" / f"{case}_img.nii.gz")
+        save_nifti(lesion.astype(np.uint8), affine, out / "test" / f"{case}_mask.nii.gz")
         if verbose:
             ml = lesion.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000
             print(f"  test/{case}: {', '.join(drawn) or 'no haemorrhage'} ({ml:.1f} mL)", flush=True)
