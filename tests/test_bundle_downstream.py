@@ -167,11 +167,15 @@ def test_classifier_evaluate_and_infer(trained, tiny_dataset):
 
     run_bundle(DOWN_CLS, ["inference.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES}, bundle_root=root)
     out = root / "eval" / "inference"
-    predictions = json.loads((out / "predictions.json").read_text())["volumes"]
+    written = json.loads((out / "predictions.json").read_text())
+    predictions = written["volumes"]
+    stored = torch.load(root / "models" / "model.pt", weights_only=True)["operating_point"]["threshold"]
+    assert written["threshold"] == pytest.approx(stored)  # the operating point chosen on validation data
+    assert results["summary"]["threshold"] == pytest.approx(stored)
     assert sorted(p["case_id"] for p in predictions) == sorted(cases)
     for p in predictions:  # no masks needed, same probabilities as the evaluation
         assert p["probability"] == pytest.approx(evaluated[p["case_id"]], abs=1e-4)
-        assert p["decision"] == int(p["probability"] >= 0.5)
+        assert p["decision"] == int(p["probability"] >= stored)
     assert len(list(csv.DictReader(open(out / "predictions.csv")))) == len(cases)
 
 

@@ -181,16 +181,19 @@ def test_keep_inside_head_zeroes_predictions_in_the_air():
     import torch
 
     from smartnet.data.demo import make_volume
-    from smartnet.transforms import KeepInsideHeadd
+    from smartnet.transforms import HeadRegiond, KeepInsideHeadd
 
     volume = make_volume(np.random.default_rng(0), False, size=64, depth=6)
-    image = torch.tensor(np.clip(volume.image / 80.0, 0, 1)[None], dtype=torch.float32)
-    pred = torch.ones(1, 64, 64, 6)
-    kept = KeepInsideHeadd("pred")({"image": image, "pred": pred})["pred"]
-    air = torch.tensor(volume.image < -900)[None]
-    assert kept[air & (kept > 0)].numel() <= int(0.02 * air.sum())  # at most the one-pixel margin around the head
+    windowed = torch.tensor(np.clip(volume.image / 80.0, 0, 1)[None], dtype=torch.float32)  # HU window [0, 80]
+    data = HeadRegiond("image")({"image": windowed, "pred": torch.ones(1, 64, 64, 6)})
+    kept = KeepInsideHeadd("pred")(data)["pred"]
+    from scipy import ndimage
+
+    air = volume.image < -900
+    near_head = np.stack([ndimage.binary_dilation(~air[..., z], iterations=2) for z in range(6)], axis=-1)
+    assert kept[0][torch.tensor(air & ~near_head)].sum() == 0  # air beyond the one-pixel margin around the head
     assert kept[0, :2].sum() == 0 and kept[0, -2:].sum() == 0 and kept[0, :, :2].sum() == 0
     brain = torch.tensor((volume.image > 20) & (volume.image < 60))[None]
     assert bool((kept[brain] == 1).all())  # nothing inside the head is touched
-    flat = KeepInsideHeadd("pred")({"image": image[..., 3], "pred": pred[..., 3]})["pred"]  # a single slice
-    assert torch.equal(flat, kept[..., 3])
+    shorter = KeepInsideHeadd("pred")({"head_region": data["head_region"], "pred": torch.ones(1, 64, 64, 4)})
+    assert torch.equal(shorter["pred"], kept[..., :4])  # a prediction cropped to the true depth of a padded batch

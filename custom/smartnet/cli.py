@@ -111,7 +111,8 @@ STAGES = ("upstream", "cls", "seg")
 
 _SHOWN = {
     "upstream": ["threshold", "slice_auroc", "slice_sensitivity", "slice_specificity", "slice_sensitivity_at_0.5",
-                 "slice_specificity_at_0.5", "dice", "case_dice_mean", "rec_mae", "volume_auroc"],
+                 "slice_specificity_at_0.5", "dice", "case_dice_mean", "rec_mae", "volume_auroc", "volume_sensitivity",
+                 "volume_specificity"],
     "cls": ["threshold", "auroc", "sensitivity", "specificity", "sensitivity_at_0.5", "specificity_at_0.5", "accuracy",
             "f1"],
     "seg": ["dice_mean", "dice_median", "false_positive_ml_mean_normal"],

@@ -1,7 +1,7 @@
 """MONAI-style transforms for head CT: loading (DICOM series, NIfTI), HU windows, CLAHE, empty-slice crop, slice sampling, per-slice scores, volume labels and depths."""
 
 from .intensity import CLAHE, WINDOW_PRESETS, CheckHUd, CLAHEd, HUWindow, HUWindowd
-from .head_region import KeepInsideHeadd, head_region
+from .head_region import HeadRegiond, KeepInsideHeadd, head_region
 from .heads import SplitHeadsd
 from .io import CTImageLoader, LoadCTd
 from .slices import CropEmptySlicesd, RandSliceSamplerd, SliceMinMaxd, SliceScored
@@ -19,6 +19,7 @@ __all__ = [
     "SliceScored",
     "SliceMinMaxd",
     "SplitHeadsd",
+    "HeadRegiond",
     "KeepInsideHeadd",
     "head_region",
     "CTImageLoader",
