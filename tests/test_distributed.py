@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import BUNDLES, TINY_DOWN_OVERRIDES, TINY_OVERRIDES, run_bundle
+from smartnet.networks.transfer import read_state_dict
 
 CASES = {
     "smartnet_upstream": TINY_OVERRIDES,
@@ -56,7 +57,10 @@ def test_two_process_ddp_training(name, tiny_dataset, tiny_bundles_root, tmp_pat
     parser.read_config(str(bundle / "configs" / "train.json"))
     parser.update(dict(CASES[name]))
     network = parser.get_parsed_content("network_def")
-    network.load_state_dict(torch.load(root / "models" / "model.pt", weights_only=True))
+    network.load_state_dict(read_state_dict(root / "models" / "model.pt"))
+    if name != "smartnet_down_seg":  # the operating point beside the weights, chosen on both ranks' validation data
+        point = torch.load(root / "models" / "model.pt", weights_only=True)["operating_point"]
+        assert 0.0 <= point["threshold"] <= 1.0
 
 
 @pytest.mark.parametrize("name", ["smartnet_upstream", "smartnet_down_seg"])
