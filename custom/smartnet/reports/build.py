@@ -17,7 +17,7 @@ import numpy as np
 
 from .figures import plot_confusion, plot_roc_pr, plot_volume_scatter
 from .html import write_html
-from .statistics import binary_metrics_with_ci, mean_with_ci
+from .statistics import binary_metrics_with_ci, mean_with_ci, sensitivity, specificity
 
 __all__ = ["ReportError", "build_report", "require_report_extra", "FIGURES_DIR", "MANIFEST"]
 
@@ -75,11 +75,7 @@ def read_manifest(figures: Path) -> list[tuple[str, str]]:
 
 def _at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> str:
     """``"sens / spec"`` at ``threshold``, for captions beside the operating point."""
-    labels = np.asarray(labels).astype(bool)
-    decided = np.asarray(scores) >= threshold
-    sens = decided[labels].mean() if labels.any() else float("nan")
-    spec = (~decided[~labels]).mean() if (~labels).any() else float("nan")
-    return f"{sens:.2f} / {spec:.2f}"
+    return f"{sensitivity(labels, scores, threshold):.2f} / {specificity(labels, scores, threshold):.2f}"
 
 
 def build_report(eval_dir: str | Path, prefix: str = "", n_boot: int = 1000, seed: int = 0) -> Path:
