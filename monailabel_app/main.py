@@ -1,4 +1,4 @@
-"""MONAI Label app for the SMART-Net downstream bundles (runs inside the MONAI Label environment, see docs/monai-label.md).
+"""MONAI Label app for the SMART-Net downstream bundles (runs in the MONAI Label environment; docs/monai-label.md).
 
 Serves every bundle named in ``--conf models`` from ``<app>/model/<name>``:
 
