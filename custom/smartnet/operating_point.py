@@ -132,7 +132,9 @@ class OperatingPoint:
         self.record = dict(state)
 
 
-def stored_threshold(checkpoint_path: str | os.PathLike, explicit: float | None = None, key: str = "threshold") -> float:
+def stored_threshold(
+    checkpoint_path: str | os.PathLike, explicit: float | None = None, key: str = "threshold"
+) -> float:
     """The decision threshold to use with a checkpoint: ``explicit`` when given, else the operating point stored in
     the checkpoint (``key``: ``threshold``, or ``volume_threshold`` for the volume decisions of the slice model), else
     ``DEFAULT_THRESHOLD`` (0.5) with a warning (a checkpoint from before operating points, or none yet: the loaders

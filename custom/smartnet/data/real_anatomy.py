@@ -83,7 +83,9 @@ def paint_bleed(
         ventricles = ndimage.binary_opening(ventricles, iterations=1)
         if not ventricles.any():
             ventricles = csf & (depth > 8)
-        posterior = grid[..., 1] < np.percentile(np.argwhere(ventricles)[:, 1], rng.uniform(35, 60)) if ventricles.any() else ventricles
+        if not ventricles.any():
+            return ventricles
+        posterior = grid[..., 1] < np.percentile(np.argwhere(ventricles)[:, 1], rng.uniform(35, 60))
         side = grid[..., 0] > centre[0] if rng.random() < 0.5 else grid[..., 0] <= centre[0]
         return ventricles & posterior & side
     # convexity bleeds: a sector of directions around a random direction in the upper, lateral head
