@@ -111,6 +111,35 @@ def test_demo_volume_is_deterministic_and_plausible():
     assert normal.mask.sum() == 0 and normal.kinds == ()
 
 
+def test_demo_normal_head_holds_the_mimics_of_blood():
+    """A lesion-free volume has the dense normal structures a model must leave alone (falx, sinus, calcifications,
+    partial volume at the inner table: 50-90 HU inside the head), brain touching the inner table somewhere, and no
+    mask; at 1 mm pixels so the thin structures are resolved."""
+    from scipy import ndimage
+
+    vol = make_volume(np.random.default_rng(11), False, size=224, depth=24)
+    assert vol.mask.sum() == 0
+    image = vol.image.astype(float)
+    bone = image > 300
+    inside = np.stack([ndimage.binary_fill_holes(bone[..., z]) for z in range(image.shape[2])], -1) & ~bone
+    dense = inside & (image > 50) & (image < 90)
+    assert dense.sum() > 300, "no blood-like normal structures: the generator would teach 'bright = bleed'"
+    brain_next_to_bone = inside & (image > 20) & (image < 45) & ndimage.binary_dilation(bone, iterations=1)
+    assert brain_next_to_bone.sum() > 200, "a CSF rim everywhere would teach 'tissue at the inner table = bleed'"
+
+
+@pytest.mark.parametrize("kind", ["epidural", "subdural", "intraparenchymal", "intraventricular", "subarachnoid"])
+def test_demo_bleed_of_each_kind_lies_inside_the_skull(kind):
+    from scipy import ndimage
+
+    vol = make_volume(np.random.default_rng(12), True, size=128, depth=24, kinds=(kind,))
+    assert set(vol.kinds) == {kind} and vol.mask.sum() >= 3
+    bone = vol.image > 300
+    inside = np.stack([ndimage.binary_fill_holes(bone[..., z]) for z in range(bone.shape[2])], -1)
+    assert (vol.mask.astype(bool) & ~inside).sum() <= 0.02 * vol.mask.sum()
+    assert 40 < np.median(vol.image[vol.mask > 0]) < 100
+
+
 def test_demo_default_geometry_is_realistic():
     vol = make_volume(np.random.default_rng(0), False, depth=28)
     assert vol.image.shape == (512, 512, 28)

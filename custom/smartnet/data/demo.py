@@ -1,11 +1,18 @@
 """Deterministic synthetic head CT volumes in HU with haemorrhage masks, for the demo and the tests.
 
-Each volume is a non-contrast head CT in miniature: air (-1000 HU), scalp (~40 HU), skull (bone, 600-1500 HU),
-brain parenchyma with grey (~38 HU) and white (~28 HU) matter texture, CSF (~5 HU) in the lateral ventricles and a
-thin subarachnoid rim, scanner noise, and for haemorrhage cases one to three bleeds of the real kinds at 50-90 HU:
-epidural (biconvex lens against the skull), subdural (crescent along the inner table), intraparenchymal (irregular
-blob), intraventricular (layering in a ventricle) and subarachnoid (thin streaks along the cortex), from a few voxels
-to tens of mL. Masks are 1 where blood is.
+Each volume is a non-contrast head CT in miniature, built by ``smartnet.data.demo_anatomy``: scalp with
+subcutaneous fat, a skull of dense tables and diploe whose shape varies from head to head, a skull base (anterior,
+middle and posterior fossae, petrous ridges, sella, air cells, orbits), brain with a grey-matter cortex, CSF-filled
+sulci, deep grey nuclei, ventricles and an interhemispheric fissure, a CSF rim that is absent in places (brain
+touching the inner table), and the dense normal structures that mimic blood: falx, superior sagittal sinus,
+calcified choroid plexus and pineal gland, beam-hardening streaks, an old hypodense infarct now and then, and the head
+holder. The scanner adds partial-volume blur and correlated noise.
+
+Haemorrhage cases get one to three bleeds of the real kinds at 50-85 HU: epidural (biconvex lens against the inner
+table), subdural (crescent along the inner table), intraparenchymal (irregular blob, often with a hypodense oedema
+rim that is not in the mask), intraventricular (layering in the dependent part of a ventricle) and subarachnoid
+(blood in the sulci and CSF rim of a sector of the convexity), from a few voxels to tens of mL. Masks are 1 where
+blood is.
 
 Default geometry is realistic: 512 x 512 in-plane at ~0.45 mm, 28-40 axial slices of 5 mm, a LAS affine (the
 layout of scanner-exported NIfTI). Tests use small sizes. The same seed always gives the same volumes.
@@ -18,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
+
+from .demo_anatomy import HeadAnatomy, build_head, random_point, smooth_noise
 
 __all__ = ["SyntheticHeadCT", "HEMORRHAGE_KINDS", "make_volume"]
 
@@ -36,15 +45,6 @@ class SyntheticHeadCT:
     @property
     def spacing(self) -> tuple[float, float, float]:
         return tuple(float(v) for v in np.abs(np.diag(self.affine)[:3]))  # type: ignore[return-value]
-
-
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], scale: int) -> np.ndarray:
-    """Low-frequency noise in [-1, 1] of ``shape``, made at 1/scale resolution and zoomed up."""
-    small = [max(2, s // scale) for s in shape[:2]] + [max(2, shape[2] // 2)]
-    field = ndimage.gaussian_filter(rng.standard_normal(small), 1.0)
-    field = ndimage.zoom(field, [s / m for s, m in zip(shape, small)], order=1)[: shape[0], : shape[1], : shape[2]]
-    field = np.pad(field, [(0, s - f) for s, f in zip(shape, field.shape)], mode="edge")
-    return field / (np.abs(field).max() + 1e-6)
 
 
 def make_volume(
@@ -72,51 +72,35 @@ def make_volume(
         raise ValueError(f"kinds must be a non-empty subset of {HEMORRHAGE_KINDS}, got {list(kinds)}")
     depth = int(rng.integers(28, 41)) if depth is None else depth
     spacing_xy = (230.0 / size) * float(rng.uniform(0.95, 1.05)) if spacing_xy is None else spacing_xy
-    shape = (size, size, depth)
-    # millimetre grid, head centred in-plane, brain centre a little above the middle slice
+    # millimetre grid, head centred in-plane (a few mm off), brain centre a little above the middle slice
     x = (np.arange(size) - size / 2 + 0.5) * spacing_xy + rng.uniform(-6, 6)
     y = (np.arange(size) - size / 2 + 0.5) * spacing_xy + rng.uniform(-6, 6)
     z = (np.arange(depth) - depth * 0.45) * slice_thickness
-    X, Y, Z = np.meshgrid(x, y, z, indexing="ij")
-    scale = float(rng.uniform(0.9, 1.08))
-    ax, ay, az = 68.0 * scale, 84.0 * scale, 62.0 * scale  # brain semi-axes (mm), LR / AP / SI
+    head = build_head(rng, x, y, z, scale=float(rng.uniform(0.9, 1.08)))
+    image = head.image
 
-    def radius(dx: float = 0.0) -> np.ndarray:
-        return np.sqrt((X / (ax + dx)) ** 2 + (Y / (ay + dx)) ** 2 + (Z / (az + dx)) ** 2)
-
-    r_brain, r_csf, r_inner, r_outer, r_scalp = radius(), radius(1.5), radius(2.5), radius(9.0), radius(14.0)
-    image = np.full(shape, -1000.0)
-    image[r_scalp <= 1] = 35.0 + 15.0 * _smooth_noise(rng, shape, 32)[r_scalp <= 1]
-    bone = (r_outer <= 1) & (r_inner > 1)
-    image[bone] = 1100.0 + 350.0 * _smooth_noise(rng, shape, 16)[bone]
-    image[(r_inner <= 1) & (r_csf > 1)] = 8.0  # subarachnoid CSF rim
-    brain = r_brain <= 1
-    texture = _smooth_noise(rng, shape, 12)
-    white = (radius(-18.0) <= 1) & (texture > -0.2)
-    image[brain] = 38.0
-    image[brain & white] = 28.0
-    # lateral ventricles: two ellipsoids either side of the midline, in the middle slices
-    ventricles = np.zeros(shape, bool)
-    for side in (-1.0, 1.0):
-        vx, vy, vz = side * 9.0 * scale, -4.0 * scale, 8.0 * scale
-        ventricles |= ((X - vx) / (6 * scale)) ** 2 + ((Y - vy) / (26 * scale)) ** 2 + ((Z - vz) / (14 * scale)) ** 2 <= 1
-    image[ventricles] = 5.0
-
-    mask = np.zeros(shape, bool)
+    mask = np.zeros(image.shape, bool)
     drawn: list[str] = []
     if hemorrhage:
         for _ in range(int(rng.integers(1, 4))):
             kind = str(rng.choice(list(kinds)))
-            blood = _bleed(rng, kind, X, Y, Z, r_brain, r_inner, ventricles, scale) & (r_inner <= 1)
+            blood = _bleed(rng, kind, head) & head.cavity
             if blood.sum() < 3:
                 continue
             drawn.append(kind)
             mask |= blood
         if not mask.any():  # guarantee a lesion in a haemorrhage case
             drawn.append("intraparenchymal")
-            mask = _bleed(rng, "intraparenchymal", X, Y, Z, r_brain, r_inner, ventricles, scale) & (r_brain <= 1)
-        image[mask] = rng.uniform(55.0, 85.0) + 5.0 * _smooth_noise(rng, shape, 8)[mask]
-    image += rng.normal(0.0, 4.0, shape)  # quantum noise
+            mask = _bleed(rng, "intraparenchymal", head) & head.cavity
+        if "intraparenchymal" in drawn and rng.random() < 0.6:  # perihaematomal oedema: hypodense, not blood
+            oedema = ndimage.binary_dilation(mask, iterations=2) & head.brain & ~mask
+            image[oedema] = float(rng.uniform(15.0, 24.0))
+        image[mask] = rng.uniform(50.0, 85.0) + 5.0 * smooth_noise(rng, image.shape, 8)[mask]
+    # the scanner: partial-volume blur (in-plane point spread, slice profile), correlated quantum noise, HU offset
+    sigma_mm = float(rng.uniform(0.4, 0.8))
+    image = ndimage.gaussian_filter(image, (sigma_mm / spacing_xy, sigma_mm / spacing_xy, rng.uniform(0.2, 0.4)))
+    grain = ndimage.gaussian_filter(rng.standard_normal(image.shape).astype(np.float32), (0.6, 0.6, 0))
+    image += grain * (float(rng.uniform(2.0, 5.0)) / (grain.std() + 1e-6)) + float(rng.uniform(-3.0, 3.0))
     affine = np.diag([-spacing_xy, spacing_xy, slice_thickness, 1.0])
     affine[:3, 3] = [x[0] * -1.0, y[0], z[0]]
     return SyntheticHeadCT(
@@ -135,43 +119,38 @@ def _direction(rng: np.random.Generator) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _bleed(
-    rng: np.random.Generator,
-    kind: str,
-    X: np.ndarray,
-    Y: np.ndarray,
-    Z: np.ndarray,
-    r_brain: np.ndarray,
-    r_inner: np.ndarray,
-    ventricles: np.ndarray,
-    scale: float,
-) -> np.ndarray:
-    """Boolean mask of one bleed of ``kind`` in the millimetre grid (X, Y, Z)."""
+def _bleed(rng: np.random.Generator, kind: str, head: HeadAnatomy) -> np.ndarray:
+    """Boolean mask of one bleed of ``kind`` in the anatomy of ``head``."""
+    X, Y, Z = head.X, head.Y, head.Z
     if kind == "intraparenchymal":
-        centre = _direction(rng) * rng.uniform(0.2, 0.7) * np.array([60, 75, 50]) * scale
-        radii = rng.uniform(2.0, 16.0) * rng.uniform(0.7, 1.3, 3)
+        centre = random_point(rng, head.brain & (head.surface_mm < -8) & ~head.ventricles & ~head.sulci, X, Y, Z)
+        radii = rng.uniform(2.0, 14.0) * rng.uniform(0.7, 1.3, 3)
         d = ((X - centre[0]) / radii[0]) ** 2 + ((Y - centre[1]) / radii[1]) ** 2 + ((Z - centre[2]) / radii[2]) ** 2
-        irregular = 0.25 * _smooth_noise(rng, X.shape, 6)
-        return (d <= 1 + irregular) & (r_brain <= 1)
+        irregular = 0.25 * smooth_noise(rng, X.shape, 6)
+        return (d <= 1 + irregular) & head.brain
     if kind == "intraventricular":
-        side = rng.choice([-1.0, 1.0])
-        layer = rng.uniform(-30.0, -10.0) * scale  # blood layers posteriorly (dependent)
-        return ventricles & (Y < layer) & (np.sign(X) == side)
+        ventricles = head.ventricles
+        if not ventricles.any():
+            return ventricles
+        layer = np.percentile(Y[ventricles], rng.uniform(30.0, 65.0))  # blood layers posteriorly (dependent)
+        sides = (X < 0) if rng.random() < 0.5 else (X >= 0)
+        if rng.random() < 0.3:
+            sides = np.ones_like(sides)
+        return ventricles & (Y < layer) & sides
     # convexity bleeds: angular distance of each voxel's direction from a random centre direction
     d = _direction(rng)
     norm = np.sqrt(X**2 + Y**2 + Z**2) + 1e-6
-    cos_angle = (X * d[0] + Y * d[1] + Z * d[2]) / norm
-    angle = np.arccos(np.clip(cos_angle, -1, 1))
-    depth_in = 1.0 - r_inner  # 0 at the inner table, growing inwards (normalised)
+    angle = np.arccos(np.clip((X * d[0] + Y * d[1] + Z * d[2]) / norm, -1, 1))
+    depth_in = head.inner_table_mm - head.surface_mm  # mm inside the inner table
     if kind == "epidural":  # biconvex lens, thick centre
         half_width = rng.uniform(0.25, 0.5)
-        thickness = rng.uniform(0.08, 0.2) * np.clip(1 - (angle / half_width) ** 2, 0, None)
+        thickness = rng.uniform(5.0, 14.0) * np.clip(1 - (angle / half_width) ** 2, 0, None)
         return (depth_in >= 0) & (depth_in <= thickness)
     if kind == "subdural":  # long thin crescent
         half_width = rng.uniform(0.6, 1.1)
-        thickness = rng.uniform(0.03, 0.09) * np.clip(1 - (angle / half_width) ** 4, 0, None) ** 0.5
+        thickness = rng.uniform(2.0, 8.0) * np.clip(1 - (angle / half_width) ** 4, 0, None) ** 0.5
         return (depth_in >= 0) & (depth_in <= thickness)
-    # subarachnoid: thin streaks following the cortex
+    # subarachnoid: blood in the sulci and the CSF rim of a sector of the convexity
     half_width = rng.uniform(0.3, 0.7)
-    stripes = np.sin(angle * rng.uniform(25, 45) + np.arctan2(Y, X) * 6) > 0.6
-    return (angle < half_width) & (r_brain > 0.9) & (r_brain <= 0.98) & stripes
+    csf = head.sulci | (head.cavity & (head.surface_mm > 0))
+    return (angle < half_width) & csf & (head.surface_mm > -14.0)
