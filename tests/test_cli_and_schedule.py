@@ -25,6 +25,16 @@ def test_demo_data_then_datalist_then_validate(tmp_path):
     assert smartnet("datalist", str(out)).returncode == 0
     result = smartnet("validate", str(out / "datalist.json"))
     assert result.returncode == 0 and "look right" in result.stdout
+    assert json.loads((out / "generator.json").read_text())["anatomy"] == "phantom"
+
+
+def test_demo_data_with_head_anatomy_and_a_bad_anatomy(tmp_path):
+    result = smartnet("demo-data", str(tmp_path / "head"), "--n_train", "1", "--n_valid", "1", "--n_test", "1",
+                      "--size", "64", "--depth", "8", "--anatomy", "head")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "head" / "generator.json").read_text())["anatomy"] == "head"
+    result = smartnet("demo-data", str(tmp_path / "bad"), "--anatomy", "skull")
+    assert result.returncode == 1 and "unknown anatomy" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_datalist_error_is_a_message_not_a_traceback(tmp_path):

@@ -98,17 +98,20 @@ def test_find_images_skips_masks(tmp_path):
         find_images(tmp_path / "missing")
 
 
-def test_demo_volume_is_deterministic_and_plausible():
-    a = make_volume(np.random.default_rng(7), True, size=96, depth=12)
-    b = make_volume(np.random.default_rng(7), True, size=96, depth=12)
+@pytest.mark.parametrize("anatomy", ["phantom", "head"])
+def test_demo_volume_is_deterministic_and_plausible(anatomy):
+    a = make_volume(np.random.default_rng(7), True, size=96, depth=12, anatomy=anatomy)
+    b = make_volume(np.random.default_rng(7), True, size=96, depth=12, anatomy=anatomy)
     assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
     assert a.image.dtype == np.int16 and a.image.min() <= -990  # air
     assert np.percentile(a.image, 99.9) > 700  # bone
     blood = a.image[a.mask > 0]
     assert a.mask.sum() > 0 and 40 < np.median(blood) < 100
     assert a.kinds and a.spacing[2] == 5.0 and a.affine[0, 0] < 0  # LAS
-    normal = make_volume(np.random.default_rng(8), False, size=96, depth=12)
+    normal = make_volume(np.random.default_rng(8), False, size=96, depth=12, anatomy=anatomy)
     assert normal.mask.sum() == 0 and normal.kinds == ()
+    with pytest.raises(ValueError, match="anatomy"):
+        make_volume(np.random.default_rng(8), False, size=32, depth=4, anatomy="skull")
 
 
 def test_demo_normal_head_holds_the_mimics_of_blood():
@@ -117,7 +120,7 @@ def test_demo_normal_head_holds_the_mimics_of_blood():
     mask; at 1 mm pixels so the thin structures are resolved."""
     from scipy import ndimage
 
-    vol = make_volume(np.random.default_rng(11), False, size=224, depth=24)
+    vol = make_volume(np.random.default_rng(11), False, size=224, depth=24, anatomy="head")
     assert vol.mask.sum() == 0
     image = vol.image.astype(float)
     bone = image > 300
@@ -132,7 +135,7 @@ def test_demo_normal_head_holds_the_mimics_of_blood():
 def test_demo_bleed_of_each_kind_lies_inside_the_skull(kind):
     from scipy import ndimage
 
-    vol = make_volume(np.random.default_rng(12), True, size=128, depth=24, kinds=(kind,))
+    vol = make_volume(np.random.default_rng(12), True, size=128, depth=24, kinds=(kind,), anatomy="head")
     assert set(vol.kinds) == {kind} and vol.mask.sum() >= 3
     bone = vol.image > 300
     inside = np.stack([ndimage.binary_fill_holes(bone[..., z]) for z in range(bone.shape[2])], -1)

@@ -44,6 +44,7 @@ def demo_data(
     size: int = 512,
     depth: int | None = None,
     seed: int = 0,
+    anatomy: str = "phantom",
 ) -> str:
     """Write the synthetic demo dataset (``{train,valid,test}/<case>_{img,mask}.nii.gz`` + ``datalist.json``).
 
@@ -53,13 +54,18 @@ def demo_data(
         size: in-plane matrix (512 = realistic ~0.45 mm pixels; smaller is faster).
         depth: slices per volume (random 28-40 when not given).
         seed: random seed; the same arguments always give the same files.
+        anatomy: ``phantom`` (ellipsoid phantom, quick to learn) or ``head`` (realistic head with the normal
+            structures that mimic blood; see docs/training-at-small-scale.md).
 
     Returns the datalist path.
     """
+    from .data.demo import ANATOMIES
     from .data.demo_dataset import write_demo_dataset
 
+    if anatomy not in ANATOMIES:
+        _fail(f"unknown anatomy {anatomy!r}; choose from {', '.join(ANATOMIES)}")
     print(f"writing {n_train + n_valid + n_test} synthetic head CT volumes ({size}x{size}) to {output_dir}", flush=True)
-    path = write_demo_dataset(output_dir, n_train, n_valid, n_test, size=size, depth=depth, seed=seed)
+    path = write_demo_dataset(output_dir, n_train, n_valid, n_test, size=size, depth=depth, seed=seed, anatomy=anatomy)
     print(f"datalist: {path}")
     return str(path)
 
@@ -156,6 +162,7 @@ def demo(
     size: int = 256,
     epochs: int | None = None,
     regenerate: bool = False,
+    anatomy: str = "phantom",
 ) -> dict:
     """The main job on built-in demo data: the whole SMART-Net chain, ending with the test metrics and output paths.
 
@@ -173,6 +180,8 @@ def demo(
             ``smartnet demo-data``).
         epochs: override every demo profile's number of epochs.
         regenerate: write the demo data again even if it exists.
+        anatomy: ``phantom`` (ellipsoid phantom, the default) or ``head`` (realistic head anatomy with the normal
+            structures that mimic blood; much harder at demo scale, see docs/training-at-small-scale.md).
     """
     start = time.time()
     chosen = [s.strip() for s in stages.split(",")] if isinstance(stages, str) else list(stages)
@@ -188,8 +197,13 @@ def demo(
     if "upstream" not in chosen and not upstream_weights.is_file():
         _fail(f"{upstream_weights} does not exist: run the upstream stage first (--stages upstream,cls,seg)")
     data = Path(data_dir).expanduser()
-    if regenerate or not (data / "datalist.json").is_file():
-        demo_data(str(data), n_train=40, n_valid=8, n_test=8, size=size)
+    written = data / "generator.json"  # what the data in data_dir was generated with
+    wanted = {"anatomy": anatomy, "size": size}
+    stale = written.is_file() and {k: json.loads(written.read_text()).get(k) for k in wanted} != wanted
+    if stale:
+        print(f"the demo data in {data} was generated with other settings than {wanted}: writing it again")
+    if regenerate or stale or not (data / "datalist.json").is_file():
+        demo_data(str(data), n_train=40, n_valid=8, n_test=8, size=size, anatomy=anatomy)
     else:
         print(f"using the demo data in {data} (pass --regenerate to write it again)")
 

@@ -1,6 +1,8 @@
 """Deterministic synthetic head CT volumes in HU with haemorrhage masks, for the demo and the tests.
 
-Each volume is a non-contrast head CT in miniature, built by ``smartnet.data.demo_anatomy``: scalp with
+Two anatomies. ``anatomy="phantom"`` (the default, ``smartnet.data.demo_phantom``) is an ellipsoid phantom: quick to
+learn, but nothing in it mimics blood, and models trained on it alone do not transfer to real heads.
+``anatomy="head"`` (``smartnet.data.demo_anatomy``) is a non-contrast head CT in miniature: scalp with
 subcutaneous fat, a skull of dense tables and diploe whose shape varies from head to head, a skull base (anterior,
 middle and posterior fossae, petrous ridges, sella, air cells, orbits), brain with a grey-matter cortex, CSF-filled
 sulci, deep grey nuclei, ventricles and an interhemispheric fissure, a CSF rim that is absent in places (brain
@@ -20,31 +22,18 @@ layout of scanner-exported NIfTI). Tests use small sizes. The same seed always g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
 
-from .demo_anatomy import HeadAnatomy, build_head, random_point, smooth_noise
+from .demo_anatomy import HeadAnatomy, SyntheticHeadCT, build_head, random_point, smooth_noise
+from .demo_phantom import make_phantom
 
-__all__ = ["SyntheticHeadCT", "HEMORRHAGE_KINDS", "make_volume"]
+__all__ = ["SyntheticHeadCT", "HEMORRHAGE_KINDS", "ANATOMIES", "make_volume"]
 
 HEMORRHAGE_KINDS = ("epidural", "subdural", "intraparenchymal", "intraventricular", "subarachnoid")
-
-
-@dataclass
-class SyntheticHeadCT:
-    """One synthetic volume: ``image`` (X, Y, Z) int16 HU, ``mask`` (X, Y, Z) uint8, ``affine`` 4x4 (LAS, mm)."""
-
-    image: np.ndarray
-    mask: np.ndarray
-    affine: np.ndarray
-    kinds: tuple[str, ...]
-
-    @property
-    def spacing(self) -> tuple[float, float, float]:
-        return tuple(float(v) for v in np.abs(np.diag(self.affine)[:3]))  # type: ignore[return-value]
+ANATOMIES = ("phantom", "head")  # the ellipsoid phantom (fast to learn) and the realistic head
 
 
 def make_volume(
@@ -55,6 +44,7 @@ def make_volume(
     spacing_xy: float | None = None,
     slice_thickness: float = 5.0,
     kinds: Sequence[str] = HEMORRHAGE_KINDS,
+    anatomy: str = "phantom",
 ) -> SyntheticHeadCT:
     """Build one synthetic head CT.
 
@@ -66,10 +56,16 @@ def make_volume(
         spacing_xy: in-plane pixel size in mm; chosen so the field of view is ~230 mm when None.
         slice_thickness: slice spacing in mm.
         kinds: haemorrhage kinds to draw from (default all of ``HEMORRHAGE_KINDS``).
+        anatomy: ``"phantom"`` (ellipsoid phantom, ``smartnet.data.demo_phantom``) or ``"head"`` (the realistic head
+            of ``smartnet.data.demo_anatomy``, with the normal structures that mimic blood).
     """
     unknown = set(kinds) - set(HEMORRHAGE_KINDS)
     if unknown or not kinds:
         raise ValueError(f"kinds must be a non-empty subset of {HEMORRHAGE_KINDS}, got {list(kinds)}")
+    if anatomy not in ANATOMIES:
+        raise ValueError(f"anatomy must be one of {ANATOMIES}, got {anatomy!r}")
+    if anatomy == "phantom":
+        return make_phantom(rng, hemorrhage, size, depth, spacing_xy, slice_thickness, kinds)
     depth = int(rng.integers(28, 41)) if depth is None else depth
     spacing_xy = (230.0 / size) * float(rng.uniform(0.95, 1.05)) if spacing_xy is None else spacing_xy
     # millimetre grid, head centred in-plane (a few mm off), brain centre a little above the middle slice

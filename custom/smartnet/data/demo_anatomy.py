@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["HeadAnatomy", "build_head", "random_point", "smooth_noise"]
+__all__ = ["HeadAnatomy", "SyntheticHeadCT", "build_head", "random_point", "smooth_noise"]
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], scale: int) -> np.ndarray:
@@ -29,6 +29,21 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], scale: i
         field = np.pad(field, [(0, s - f) for s, f in zip(shape, field.shape)], mode="edge")
     field *= 1.0 / (np.abs(field).max() + 1e-6)
     return field
+
+
+@dataclass
+class SyntheticHeadCT:
+    """One synthetic volume: ``image`` (X, Y, Z) int16 HU, ``mask`` (X, Y, Z) uint8, ``affine`` 4x4 (LAS, mm), and the
+    ``kinds`` of bleed drawn in it."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    affine: np.ndarray
+    kinds: tuple[str, ...]
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return tuple(float(v) for v in np.abs(np.diag(self.affine)[:3]))  # type: ignore[return-value]
 
 
 @dataclass

@@ -37,13 +37,14 @@ def write_demo_dataset(
     hemorrhage_fraction: float = 0.5,
     kinds: Sequence[str] = HEMORRHAGE_KINDS,
     verbose: bool = True,
+    anatomy: str = "phantom",
 ) -> Path:
     """Generate synthetic head CT volumes (see ``smartnet.data.demo``) and their datalist; returns the datalist path.
 
     Half of each split (rounded up) has haemorrhage by default. ``kinds.json`` beside the datalist names the kinds of
-    bleed drawn in each case (for Dice per kind). Case names are ``case0001_hemo`` /
-    ``case0002_normal``. ``kinds`` restricts the haemorrhage kinds drawn. The same arguments always write the same
-    files.
+    bleed drawn in each case (for Dice per kind), ``generator.json`` the settings that wrote the files. Case names
+    are ``case0001_hemo`` / ``case0002_normal``. ``kinds`` restricts the haemorrhage kinds drawn; ``anatomy`` is
+    ``phantom`` or ``head`` (see ``make_volume``). The same arguments always write the same files.
     """
     root = Path(root).expanduser()
     rng = np.random.default_rng(seed)
@@ -56,7 +57,7 @@ def write_demo_dataset(
         for i in range(count):
             index += 1
             hemo = i < n_hemo
-            vol = make_volume(rng, hemo, size=size, depth=depth, kinds=kinds)
+            vol = make_volume(rng, hemo, size=size, depth=depth, kinds=kinds, anatomy=anatomy)
             case = f"case{index:04d}_{'hemo' if hemo else 'normal'}"
             save_nifti(vol.image, vol.affine, folder / f"{case}_img.nii.gz")
             save_nifti(vol.mask, vol.affine, folder / f"{case}_mask.nii.gz")
@@ -65,4 +66,6 @@ def write_demo_dataset(
                 drawn = ", ".join(vol.kinds) or "no haemorrhage"
                 print(f"  {split}/{case}: {vol.image.shape}, {int(vol.mask.sum())} lesion voxels ({drawn})", flush=True)
     (root / "kinds.json").write_text(json.dumps(kinds_of, indent=4) + "\n")  # kinds of bleed per case
+    settings = {"anatomy": anatomy, "size": size, "depth": depth, "seed": seed, "kinds": list(kinds)}
+    (root / "generator.json").write_text(json.dumps(settings, indent=4) + "\n")  # what wrote these files
     return write_datalist(root)

@@ -1,0 +1,144 @@
+"""The ellipsoid phantom of the synthetic demo CT: the fast, easy anatomy (``make_volume(anatomy="phantom")``).
+
+Air (-1000 HU), scalp (~35 HU), an ellipsoid skull (600-1500 HU), brain of grey (~38 HU) and white (~28 HU) matter,
+CSF (~8 HU) in a rim that surrounds the brain everywhere and in two ellipsoid ventricles, white noise; bleeds of the
+five kinds drawn with sharp edges. Nothing in it mimics blood, so a model learns it quickly; models trained on it
+alone do not transfer to real heads (see ``docs/training-at-small-scale.md``). Units: HU, mm; arrays ``(X, Y, Z)``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .demo_anatomy import SyntheticHeadCT, smooth_noise
+
+__all__ = ["make_phantom"]
+
+
+def make_phantom(
+    rng: np.random.Generator,
+    hemorrhage: bool,
+    size: int = 512,
+    depth: int | None = None,
+    spacing_xy: float | None = None,
+    slice_thickness: float = 5.0,
+    kinds: Sequence[str] = ("intraparenchymal",),
+) -> SyntheticHeadCT:
+    """Build one synthetic head CT phantom (arguments as ``smartnet.data.demo.make_volume``).
+
+    Args:
+        rng: the random generator (all randomness comes from it).
+        hemorrhage: whether to add bleeds (the mask is empty otherwise).
+        size: in-plane matrix (square).
+        depth: number of slices; random in 28-40 when None.
+        spacing_xy: in-plane pixel size in mm; chosen so the field of view is ~230 mm when None.
+        slice_thickness: slice spacing in mm.
+        kinds: haemorrhage kinds to draw from (a non-empty subset of ``HEMORRHAGE_KINDS``).
+    """
+    depth = int(rng.integers(28, 41)) if depth is None else depth
+    spacing_xy = (230.0 / size) * float(rng.uniform(0.95, 1.05)) if spacing_xy is None else spacing_xy
+    shape = (size, size, depth)
+    # millimetre grid, head centred in-plane, brain centre a little above the middle slice
+    x = (np.arange(size) - size / 2 + 0.5) * spacing_xy + rng.uniform(-6, 6)
+    y = (np.arange(size) - size / 2 + 0.5) * spacing_xy + rng.uniform(-6, 6)
+    z = (np.arange(depth) - depth * 0.45) * slice_thickness
+    X, Y, Z = np.meshgrid(x, y, z, indexing="ij")
+    scale = float(rng.uniform(0.9, 1.08))
+    ax, ay, az = 68.0 * scale, 84.0 * scale, 62.0 * scale  # brain semi-axes (mm), LR / AP / SI
+
+    def radius(dx: float = 0.0) -> np.ndarray:
+        return np.sqrt((X / (ax + dx)) ** 2 + (Y / (ay + dx)) ** 2 + (Z / (az + dx)) ** 2)
+
+    r_brain, r_csf, r_inner, r_outer, r_scalp = radius(), radius(1.5), radius(2.5), radius(9.0), radius(14.0)
+    image = np.full(shape, -1000.0)
+    image[r_scalp <= 1] = 35.0 + 15.0 * smooth_noise(rng, shape, 32)[r_scalp <= 1]
+    bone = (r_outer <= 1) & (r_inner > 1)
+    image[bone] = 1100.0 + 350.0 * smooth_noise(rng, shape, 16)[bone]
+    image[(r_inner <= 1) & (r_csf > 1)] = 8.0  # subarachnoid CSF rim
+    brain = r_brain <= 1
+    texture = smooth_noise(rng, shape, 12)
+    white = (radius(-18.0) <= 1) & (texture > -0.2)
+    image[brain] = 38.0
+    image[brain & white] = 28.0
+    # lateral ventricles: two ellipsoids either side of the midline, in the middle slices
+    ventricles = np.zeros(shape, bool)
+    for side in (-1.0, 1.0):
+        vx, vy, vz = side * 9.0 * scale, -4.0 * scale, 8.0 * scale
+        ventricles |= ((X - vx) / (6 * scale)) ** 2 + ((Y - vy) / (26 * scale)) ** 2 + ((Z - vz) / (14 * scale)) ** 2 <= 1
+    image[ventricles] = 5.0
+
+    mask = np.zeros(shape, bool)
+    drawn: list[str] = []
+    if hemorrhage:
+        for _ in range(int(rng.integers(1, 4))):
+            kind = str(rng.choice(list(kinds)))
+            blood = _bleed(rng, kind, X, Y, Z, r_brain, r_inner, ventricles, scale) & (r_inner <= 1)
+            if blood.sum() < 3:
+                continue
+            drawn.append(kind)
+            mask |= blood
+        if not mask.any():  # guarantee a lesion in a haemorrhage case
+            drawn.append("intraparenchymal")
+            mask = _bleed(rng, "intraparenchymal", X, Y, Z, r_brain, r_inner, ventricles, scale) & (r_brain <= 1)
+        image[mask] = rng.uniform(55.0, 85.0) + 5.0 * smooth_noise(rng, shape, 8)[mask]
+    image += rng.normal(0.0, 4.0, shape)  # quantum noise
+    affine = np.diag([-spacing_xy, spacing_xy, slice_thickness, 1.0])
+    affine[:3, 3] = [x[0] * -1.0, y[0], z[0]]
+    return SyntheticHeadCT(
+        image=np.clip(np.rint(image), -1024, 3071).astype(np.int16),
+        mask=mask.astype(np.uint8),
+        affine=affine,
+        kinds=tuple(drawn),
+    )
+
+
+def _direction(rng: np.random.Generator) -> np.ndarray:
+    """A random unit vector in the upper, lateral part of the head (where convexity bleeds sit)."""
+    theta = rng.uniform(0, 2 * np.pi)
+    elev = rng.uniform(-0.1, 0.6)
+    v = np.array([np.cos(theta) * np.cos(elev), np.sin(theta) * np.cos(elev), np.sin(elev)])
+    return v / np.linalg.norm(v)
+
+
+def _bleed(
+    rng: np.random.Generator,
+    kind: str,
+    X: np.ndarray,
+    Y: np.ndarray,
+    Z: np.ndarray,
+    r_brain: np.ndarray,
+    r_inner: np.ndarray,
+    ventricles: np.ndarray,
+    scale: float,
+) -> np.ndarray:
+    """Boolean mask of one bleed of ``kind`` in the millimetre grid (X, Y, Z)."""
+    if kind == "intraparenchymal":
+        centre = _direction(rng) * rng.uniform(0.2, 0.7) * np.array([60, 75, 50]) * scale
+        radii = rng.uniform(2.0, 16.0) * rng.uniform(0.7, 1.3, 3)
+        d = ((X - centre[0]) / radii[0]) ** 2 + ((Y - centre[1]) / radii[1]) ** 2 + ((Z - centre[2]) / radii[2]) ** 2
+        irregular = 0.25 * smooth_noise(rng, X.shape, 6)
+        return (d <= 1 + irregular) & (r_brain <= 1)
+    if kind == "intraventricular":
+        side = rng.choice([-1.0, 1.0])
+        layer = rng.uniform(-30.0, -10.0) * scale  # blood layers posteriorly (dependent)
+        return ventricles & (Y < layer) & (np.sign(X) == side)
+    # convexity bleeds: angular distance of each voxel's direction from a random centre direction
+    d = _direction(rng)
+    norm = np.sqrt(X**2 + Y**2 + Z**2) + 1e-6
+    cos_angle = (X * d[0] + Y * d[1] + Z * d[2]) / norm
+    angle = np.arccos(np.clip(cos_angle, -1, 1))
+    depth_in = 1.0 - r_inner  # 0 at the inner table, growing inwards (normalised)
+    if kind == "epidural":  # biconvex lens, thick centre
+        half_width = rng.uniform(0.25, 0.5)
+        thickness = rng.uniform(0.08, 0.2) * np.clip(1 - (angle / half_width) ** 2, 0, None)
+        return (depth_in >= 0) & (depth_in <= thickness)
+    if kind == "subdural":  # long thin crescent
+        half_width = rng.uniform(0.6, 1.1)
+        thickness = rng.uniform(0.03, 0.09) * np.clip(1 - (angle / half_width) ** 4, 0, None) ** 0.5
+        return (depth_in >= 0) & (depth_in <= thickness)
+    # subarachnoid: thin streaks following the cortex
+    half_width = rng.uniform(0.3, 0.7)
+    stripes = np.sin(angle * rng.uniform(25, 45) + np.arctan2(Y, X) * 6) > 0.6
+    return (angle < half_width) & (r_brain > 0.9) & (r_brain <= 0.98) & stripes
