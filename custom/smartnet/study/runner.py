@@ -132,6 +132,14 @@ def _finished_with(folder: Path, study: Study, arm: Arm, bundles_dir: Path) -> b
 
 def _prepare_data(study: Study) -> None:
     if (study.dataset_dir / "datalist.json").is_file():
+        written = study.dataset_dir / "generator.json"  # demo data record the settings that wrote them
+        if study.demo_data and written.is_file():
+            settings = json.loads(written.read_text())
+            wanted = {"anatomy": "phantom", **study.demo_data}
+            differ = {k: (settings.get(k), v) for k, v in wanted.items() if k in settings and settings[k] != v}
+            if differ:
+                raise SystemExit(f"the demo data in {study.dataset_dir} were generated with other settings "
+                                 f"(written, wanted: {differ}); delete the folder or change dataset_dir")
         return
     if not study.demo_data:
         raise SystemExit(f"no datalist.json in {study.dataset_dir}; make one with `smartnet datalist` or add "
