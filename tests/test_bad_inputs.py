@@ -12,11 +12,12 @@ import nibabel as nib
 import pytest
 
 from broken_inputs import copy_case, make_broken_corpus, write_good_case
-from conftest import UPSTREAM, run_bundle
+from conftest import DOWN_CLS, DOWN_SEG, UPSTREAM, run_bundle
 from smartnet.data import validate_entries
 
 MASK_CASES = {"non_binary_mask", "shape_mismatch", "affine_mismatch"}  # the mask is the file at fault
-TINY_INFER = {"encoder": "resnet18", "stem_stride": 2, "image_size": 32}
+TINY_INFER = {"encoder": "resnet18", "stem_stride": 2, "image_size": 32,
+              "allow_random_weights": True}  # screening is under test here, not the weights
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,46 @@ def test_inference_on_good_inputs_exits_zero_with_an_empty_failure_list(tmp_path
                         bundle_root=tmp_path)
     assert "Inference: 1 of 1 input(s) done, 0 failed" in result.stdout
     assert json.loads((out / "failures.json").read_text())["failed"] == []
+
+
+@pytest.mark.parametrize("bundle", [UPSTREAM, DOWN_CLS, DOWN_SEG], ids=["upstream", "down_cls", "down_seg"])
+def test_inference_without_trained_weights_is_refused(bundle, tmp_path):
+    """No model.pt: one message and exit 2 before any input is read, never outputs from random weights."""
+    inputs = tmp_path / "in"
+    write_good_case(inputs, "only")
+    out = tmp_path / "out"
+    overrides = {"input": inputs, "output_dir": out, "encoder": "resnet18", "stem_stride": 2, "image_size": 32}
+    result = run_bundle(bundle, ["inference.json"], overrides, bundle_root=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "no trained weights at" in result.stderr and str(tmp_path / "models" / "model.pt") in result.stderr
+    assert not list(out.glob("*.nii.gz")) and not (out / "slice_probabilities.csv").exists()
+
+
+@pytest.mark.parametrize("content", ["damaged", "pickled"])
+def test_inference_with_unreadable_weights_is_one_message(content, tmp_path):
+    import pickle
+
+    import torch
+
+    ckpt = tmp_path / "models" / "model.pt"
+    ckpt.parent.mkdir(parents=True)
+    if content == "damaged":
+        ckpt.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    else:
+        torch.save({"model": {}, "extra": Path("x")}, ckpt, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    inputs = tmp_path / "in"
+    write_good_case(inputs, "only")
+    result = run_bundle(UPSTREAM, ["inference.json"], {"input": inputs, "output_dir": tmp_path / "out", **TINY_INFER},
+                        bundle_root=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "Cannot run inference" in result.stderr and str(ckpt) in result.stderr
+    assert ("not a readable PyTorch checkpoint" if content == "damaged" else "refused") in result.stderr
+
+
+def test_random_weights_only_when_asked_and_said_loudly(tmp_path):
+    inputs = tmp_path / "in"
+    write_good_case(inputs, "only")
+    result = run_bundle(UPSTREAM, ["inference.json"], {"input": inputs, "output_dir": tmp_path / "out", **TINY_INFER},
+                        bundle_root=tmp_path)
+    assert "running with RANDOM weights" in result.stderr and "meaningless" in result.stderr

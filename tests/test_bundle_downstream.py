@@ -43,8 +43,9 @@ def test_bundle_files_and_metadata(kind):
     [(["train.json"], "train"), (["train.json", "evaluate.json"], "train"), (["inference.json"], "infer")],
 )
 def test_check_properties_is_empty(kind, configs, workflow_type, tiny_dataset, tmp_path):
+    untrained = {"allow_random_weights": True} if workflow_type == "infer" else {}  # the properties, not weights
     workflow = bundle_workflow(BUNDLES[kind], configs, workflow_type, tmp_path, dataset_dir=tiny_dataset,
-                               **TINY_DOWN_OVERRIDES)
+                               **TINY_DOWN_OVERRIDES, **untrained)
     assert not workflow.check_properties()
 
 

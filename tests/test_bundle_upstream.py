@@ -43,7 +43,9 @@ def test_metadata_against_vendored_schema():
 
 
 def _workflow(configs: list[str], workflow_type: str, dataset: Path, tmp_path: Path):
-    return bundle_workflow(UPSTREAM, configs, workflow_type, tmp_path, dataset_dir=dataset, **TINY_OVERRIDES)
+    untrained = {"allow_random_weights": True} if workflow_type == "infer" else {}  # the properties, not weights
+    return bundle_workflow(UPSTREAM, configs, workflow_type, tmp_path, dataset_dir=dataset, **TINY_OVERRIDES,
+                           **untrained)
 
 
 @pytest.mark.parametrize(
