@@ -75,6 +75,9 @@ def make_broken_corpus(folder: Path) -> dict[str, tuple[dict, str]]:
     add("nan_inf", _save(with_nan, folder / "nan_img.nii.gz", dtype=np.float32), "NaN/Inf")
 
     add("raw_unsigned", _save(volume.image + 1024, folder / "raw_img.nii.gz"), "without the rescale")
+    air = np.full(volume.image.shape, -1000, dtype=np.int16)
+    air[0, 0, 0] = 30  # a stray voxel is not a head
+    add("air_only", _save(air, folder / "air_img.nii.gz"), "no tissue")
     add("windowed_0_1", _save(np.clip(volume.image / 80.0, 0, 1), folder / "win_img.nii.gz", dtype=np.float32),
         "already windowed")
 

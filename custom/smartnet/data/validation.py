@@ -109,6 +109,10 @@ def inspect_file(path: str, role: str = "image") -> tuple[tuple[np.ndarray, np.n
         return None, [f"{path}: {read_problem(err)}"]
 
 
+MIN_TISSUE_HU = -200.0  # above this a voxel is tissue, fluid or bone (fat is about -100 HU)
+MIN_TISSUE_FRACTION = 1e-3  # a head CT has far more: the head fills a good part of the field of view
+
+
 def check_image(array: np.ndarray, name: str) -> list[str]:
     """Problems of an image array that should hold a 3D head CT in HU (an empty list when it looks right)."""
     problems = []
@@ -128,6 +132,11 @@ def check_image(array: np.ndarray, name: str) -> list[str]:
         )
     elif lo > -500:
         problems.append(f"{name}: minimum {lo:.0f} HU; a head CT has air near -1000 HU, so this is not HU")
+    if not problems:
+        tissue = int(np.count_nonzero(array > MIN_TISSUE_HU))
+        if tissue < max(10, MIN_TISSUE_FRACTION * array.size):
+            problems.append(f"{name}: no tissue: {tissue} of {array.size} voxels above {MIN_TISSUE_HU:.0f} HU "
+                            "(an air-only volume has nothing to assess)")
     return problems
 
 
