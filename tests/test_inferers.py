@@ -86,9 +86,11 @@ def test_compiled_encoder_matches_and_follows_new_weights():
 
 
 def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch, caplog):
+    from torch._inductor.exc import InvalidCxxCompiler
+
     def broken_compile(*args, **kwargs):
         def fail(*a, **k):
-            raise RuntimeError("no C++ compiler")
+            raise InvalidCxxCompiler()
         return fail
 
     monkeypatch.setattr(torch, "compile", broken_compile)
@@ -99,8 +101,23 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch, caplog)
         out = AcceleratedInferer(compile=True)(volume, model, depths)
         expected = model(volume, depths)
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
-    assert "torch.compile failed (RuntimeError: no C++ compiler); running uncompiled" in caplog.text
+    assert "torch.compile failed (InvalidCxxCompiler: " in caplog.text and "running uncompiled" in caplog.text
     assert model.chunk_encoder is None
+
+
+def test_out_of_memory_in_compiled_inference_is_not_hidden(monkeypatch):
+    """Only compilation failures fall back to eager: running out of memory (or a shape error) is raised."""
+    def oom_compile(*args, **kwargs):
+        def fail(*a, **k):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", oom_compile)
+    model = SmartNetVolumeSegmenter(**SMALL, chunk_size=2).eval()
+    volume, depths = _volume(size=32)
+    inferer = AcceleratedInferer(compile=True)
+    with pytest.raises(torch.OutOfMemoryError), torch.no_grad():
+        inferer(volume, model, depths)
 
 
 def test_precision_names_and_refusals():

@@ -10,7 +10,8 @@ and, around each call of the network:
   and with tensor cores on GPU. Values are unchanged.
 * ``compile``: ``torch.compile`` (inductor, weights frozen as constants) of the per-slice encoder of the volume
   models (of the whole network for others). The first call compiles (about 20 s for ResNet-50 on 2 CPU cores; it
-  needs a C++ compiler on CPU); when compiling fails, inference goes on uncompiled with a warning. Changed weights
+  needs a C++ compiler on CPU); when compiling fails (a dynamo or inductor error, no C++ compiler), inference goes on
+  uncompiled with a warning; any other error (out of memory, a shape error) propagates. Changed weights
   (a new checkpoint loaded into the same network) are noticed and compiled again.
 
 The network itself is not replaced: checkpoints, MONAI Label and the training configs see the plain module.
@@ -36,6 +37,15 @@ logger = logging.getLogger("smartnet.inferers")
 def _weights_signature(model: torch.nn.Module) -> tuple:
     """Changes whenever any parameter or buffer is written in place (e.g. by ``load_state_dict``) or replaced."""
     return tuple((t.data_ptr(), t._version) for t in model.state_dict(keep_vars=True).values())
+
+
+def _compile_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "this could not be compiled" (dynamo and inductor failures, a missing or broken C++
+    compiler); anything else, such as running out of memory or a shape error in the model, propagates."""
+    import torch._dynamo.exc as dynamo_exc
+    import torch._inductor.exc as inductor_exc
+
+    return (dynamo_exc.TorchDynamoException, inductor_exc.CppCompileError, inductor_exc.InvalidCxxCompiler)
 
 
 class _Compiled:
@@ -64,7 +74,7 @@ class _Compiled:
 
             with inductor_config.patch(freezing=True):
                 return self.compiled(*args)
-        except Exception as err:  # no C++ compiler, unsupported op, ...: correctness first, speed second
+        except _compile_errors() as err:  # no C++ compiler, unsupported op...: correctness first, speed second
             logger.warning(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); running uncompiled")
             self.failed = True
             return self.fn(*args)
