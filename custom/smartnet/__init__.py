@@ -9,7 +9,8 @@ release archive carries inside the bundle is found without installing the projec
 * ``transforms``: HU windows, CLAHE, empty-slice crop, slice sampling, post-processing of the packed output;
 * ``data``: datalists, dataset validation, synthetic demo data, the all-slices dataset;
 * ``inferers``, ``precision``: inference speed switches (bf16, channels_last, torch.compile) and precision names;
-* ``handlers``, ``metrics``, ``engines``, ``schedules``, ``checkpoints``: glue for MONAI / ignite workflows.
+* ``handlers``, ``metrics``, ``engines``, ``schedules``, ``checkpoints``: glue for MONAI / ignite workflows;
+* ``settings``: checks of a bundle's settings before anything is built.
 """
 
 import logging as _logging
@@ -17,7 +18,7 @@ import os as _os
 
 __version__ = "0.4.0"
 
-from . import checkpoints, data, engines, handlers, inferers, losses, metrics, networks, operating_point, precision, schedules, transforms  # noqa: E402,E501
+from . import checkpoints, data, engines, handlers, inferers, losses, metrics, networks, operating_point, precision, schedules, settings, transforms  # noqa: E402,E501
 
 __all__ = [
     "checkpoints",
@@ -31,6 +32,7 @@ __all__ = [
     "operating_point",
     "precision",
     "schedules",
+    "settings",
     "transforms",
     "log_runtime",
     "__version__",

@@ -1,0 +1,86 @@
+"""Checks of a bundle's settings before anything is built: every setting that cannot work, named at once.
+
+Without them a bad setting fails deep inside instantiation with a traceback (an ``image_size`` that is not a
+multiple of the output stride makes the reconstruction decoder return another size), or, worse, runs: an upstream
+initialisation without loading the upstream weights freezes a random encoder. The bundles call
+``check_settings_or_exit`` first in ``initialize``; the library raises ``SettingsError``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+from .networks.encoders import ENCODERS
+from .networks.imagenet import INITS
+from .networks.multitask_2d import VARIANTS
+from .networks.volume_operators import OPERATORS
+
+__all__ = ["SettingsError", "NEGATIVE_SAMPLING", "check_settings", "check_settings_or_exit"]
+
+NEGATIVE_SAMPLING = ("uniform", "tissue")
+
+
+class SettingsError(ValueError):
+    """Bundle settings that cannot work together; the message lists every problem."""
+
+
+def _choice(problems: list[str], name: str, value: Any, choices) -> None:
+    if value is not None and value not in choices:
+        problems.append(f"{name} {value!r} is not one of {list(choices)}")
+
+
+def check_settings(
+    encoder: Optional[str] = None,
+    stem_stride: Optional[int] = None,
+    image_size: Optional[int] = None,
+    variant: Optional[str] = None,
+    consistency: Optional[bool] = None,
+    negative_sampling: Optional[str] = None,
+    operator: Optional[str] = None,
+    init: Optional[str] = None,
+    load_pretrained: Optional[bool] = None,
+    freeze_encoder: Optional[bool] = None,
+    finetune: Optional[bool] = None,
+) -> None:
+    """Raise ``SettingsError`` listing every problem of the given settings (``None`` = not a setting of this bundle).
+
+    Args:
+        encoder: ``ENCODERS`` name; stem_stride: 1 (reference) or 2; image_size: in-plane pixels, a positive multiple
+            of the output stride (16 x ``stem_stride``).
+        variant, consistency, negative_sampling: upstream settings (consistency needs the CLS and SEG heads).
+        operator: the volume classifier's 3D operator.
+        init, load_pretrained, freeze_encoder, finetune: downstream initialisation (``upstream`` or ``imagenet``
+            without loading the weights would train on a frozen random encoder).
+    """
+    problems: list[str] = []
+    _choice(problems, "encoder", encoder, ENCODERS)
+    _choice(problems, "stem_stride", stem_stride, (1, 2))
+    if image_size is not None:
+        stride = 16 * (stem_stride if stem_stride in (1, 2) else 1)
+        if not isinstance(image_size, int) or image_size <= 0 or image_size % stride:
+            problems.append(f"image_size {image_size!r} must be a positive multiple of the output stride {stride} "
+                            f"(stem_stride {stem_stride}), e.g. {max(stride, round(int(image_size) / stride) * stride)}"
+                            if isinstance(image_size, (int, float)) else f"image_size {image_size!r} is not a number")
+    _choice(problems, "variant", variant, VARIANTS)
+    if consistency and variant in VARIANTS and not {"cls", "seg"} <= set(VARIANTS[variant]):
+        problems.append(f"consistency ties the CLS and SEG heads, but variant {variant!r} has {list(VARIANTS[variant])};"
+                        " set consistency false")
+    _choice(problems, "negative_sampling", negative_sampling, NEGATIVE_SAMPLING)
+    _choice(problems, "operator", operator, OPERATORS)
+    _choice(problems, "init", init, INITS)
+    if init in ("upstream", "imagenet") and load_pretrained is False and freeze_encoder and not finetune:
+        problems.append(f"init {init!r} with load_pretrained false would train on a frozen, randomly initialised "
+                        "encoder; set load_pretrained true, or init 'scratch'")
+    if problems:
+        raise SettingsError("; ".join(problems))
+
+
+def check_settings_or_exit(**settings: Any) -> bool:
+    """``check_settings`` for bundle configs: on a problem print it and exit with status 2 before any work."""
+    try:
+        check_settings(**settings)
+    except SettingsError as err:
+        print(f"Settings that cannot work: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return True
