@@ -71,6 +71,17 @@ def test_dice_is_batch_dice():
     assert float(loss) < 1e-3
 
 
+def test_masked_dice_leaves_padding_out_after_the_sigmoid():
+    """Padded voxels (mask 0) count for nothing, whatever their logits: the Dice of the unpadded voxels alone
+    (with masking before the sigmoid, padding would count as p = 0.5)."""
+    logits = torch.tensor([[[[10.0, -10.0, 0.0, 0.0]]]])
+    target = torch.tensor([[[[1.0, 0.0, 0.0, 0.0]]]])
+    mask = torch.tensor([[[[1.0, 1.0, 0.0, 0.0]]]])
+    masked = DiceBCELoss(lambda_bce=0.0)(logits, target, mask)
+    unpadded = DiceBCELoss(lambda_bce=0.0)(logits[..., :2], target[..., :2])
+    assert torch.allclose(masked, unpadded, atol=1e-5) and float(masked) < 1e-3
+
+
 def test_dice_term_is_zero_without_lesion():
     logits = torch.randn(2, 1, 8, 8)
     target = torch.zeros(2, 1, 8, 8)

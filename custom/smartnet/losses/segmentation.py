@@ -27,7 +27,9 @@ class DiceBCELoss(nn.Module):
     def __init__(self, lambda_dice: float = 1.0, lambda_bce: float = 1.0) -> None:
         super().__init__()
         self.dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=0.0, smooth_dr=1e-7)
-        self.masked_dice = MaskedDiceLoss(sigmoid=True, batch=True, smooth_nr=0.0, smooth_dr=1e-7)
+        # probabilities in, not logits: masked voxels must be 0 after the sigmoid (MONAI before 1.5.2 masked the logits
+        # first, so that padding counted as p = 0.5; MONAI issue 8655)
+        self.masked_dice = MaskedDiceLoss(sigmoid=False, batch=True, smooth_nr=0.0, smooth_dr=1e-7)
         self.lambda_dice = lambda_dice
         self.lambda_bce = lambda_bce
 
@@ -39,7 +41,7 @@ class DiceBCELoss(nn.Module):
             voxels = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
             bce = (voxels * weights).sum() / weights.sum().clamp(min=1.0)
         if (target if mask is None else target * mask).sum() > 0:
-            dice = self.dice(logits, target) if mask is None else self.masked_dice(logits, target, mask)
+            dice = self.dice(logits, target) if mask is None else self.masked_dice(torch.sigmoid(logits), target, mask)
         else:
             dice = logits.sum() * 0.0
         return self.lambda_dice * dice + self.lambda_bce * bce
