@@ -34,6 +34,21 @@ def scored() -> tuple[np.ndarray, np.ndarray]:
     return labels, scores
 
 
+def test_slice_intervals_resample_volumes_not_slices():
+    """Ten slices per volume that all look alike: resampling slices one by one pretends to ten times the data; the
+    cluster bootstrap (groups = the volume of each slice) gives the wider, honest interval."""
+    rng = np.random.default_rng(3)
+    volume_labels = np.array([0, 1] * 6)
+    volume_scores = volume_labels * 0.3 + rng.normal(0, 0.3, 12)
+    labels, scores = np.repeat(volume_labels, 10), np.repeat(volume_scores, 10) + rng.normal(0, 0.01, 120)
+    cases = np.repeat(np.arange(12), 10)
+    naive = bootstrap_ci(auroc, labels, scores, n_boot=400)
+    clustered = bootstrap_ci(auroc, labels, scores, n_boot=400, groups=cases)
+    assert clustered[1] - clustered[0] > 1.5 * (naive[1] - naive[0])
+    stats = binary_metrics_with_ci(labels, scores, 0.15, n_boot=400, groups=cases)
+    assert stats["auroc"]["ci_low"] == pytest.approx(clustered[0]) and stats["auroc"]["value"] == auroc(labels, scores)
+
+
 def test_statistics_equal_independent_computations_and_cis_contain_them(scored):
     labels, scores = scored
     stats = binary_metrics_with_ci(labels, scores, threshold=0.5, n_boot=300)

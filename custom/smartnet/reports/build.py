@@ -111,15 +111,17 @@ def build_report(eval_dir: str | Path, prefix: str = "", n_boot: int = 1000, see
     levels = []
     slice_scores, slice_labels = _column(slices, "probability"), _column(slices, "label")
     if slice_scores is not None and slice_labels is not None:
-        levels.append(("slice", slice_labels, slice_scores))
+        # slices of one volume are resampled together (a cluster bootstrap)
+        slice_cases = [row["case_id"] for row in slices] if "case_id" in slices[0] else None
+        levels.append(("slice", slice_labels, slice_scores, slice_cases))
     volume_scores = _column(per_case, "volume_score", "probability")
     volume_labels = _column(per_case, "volume_label", "label")
     if volume_scores is not None and volume_labels is not None:
-        levels.append(("volume", volume_labels, volume_scores))
-    for level, labels, scores in levels:
+        levels.append(("volume", volume_labels, volume_scores, None))
+    for level, labels, scores, groups in levels:
         # the upstream model decides volumes on the maximum slice probability, with a threshold of its own
         level_threshold = volume_threshold if level == "volume" and slice_scores is not None else threshold
-        stats = binary_metrics_with_ci(labels, scores, level_threshold, n_boot=n_boot, seed=seed)
+        stats = binary_metrics_with_ci(labels, scores, level_threshold, n_boot=n_boot, seed=seed, groups=groups)
         intervals.update({f"{level}_{name}": value for name, value in stats.items()})
         add(plot_roc_pr(labels, scores, level_threshold, figures_dir / f"{prefix}roc_pr_{level}.png",
                         f"{level} level", stats),

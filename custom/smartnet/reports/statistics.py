@@ -1,13 +1,14 @@
 """Point estimates and 95 % bootstrap confidence intervals of the reported metrics.
 
-Cases (volumes, or slices for slice-level metrics) are resampled with replacement ``n_boot`` times; the interval is
-the 2.5th..97.5th percentile of the metric over the resamples in which it is defined (AUROC needs both classes,
+Volumes are resampled with replacement ``n_boot`` times, for slice-level metrics too (a cluster bootstrap: all
+slices of a drawn volume come along, since slices of one volume are correlated and resampling them one by one gives
+intervals that are too narrow); the interval is the 2.5th..97.5th percentile of the metric over the resamples in which it is defined (AUROC needs both classes,
 sensitivity a positive, specificity a negative). The seed is fixed, so reports are reproducible.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -52,17 +53,31 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def bootstrap_ci(
-    statistic: Callable[..., float], *arrays: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+    statistic: Callable[..., float],
+    *arrays: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    groups: Optional[Sequence] = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic(*arrays)`` resampling the rows of all arrays together."""
+    """Percentile bootstrap interval of ``statistic(*arrays)`` resampling the rows of all arrays together, or, with
+    ``groups`` (one label per row, e.g. the case id of each slice), resampling whole groups (cluster bootstrap)."""
     arrays = tuple(np.asarray(a) for a in arrays)
     n = len(arrays[0])
     if n == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
+    members = None
+    if groups is not None:
+        _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        members = np.split(order, np.cumsum(np.bincount(inverse))[:-1])  # row indices of each group
     values = []
     for _ in range(n_boot):
-        index = rng.integers(0, n, n)
+        if members is None:
+            index = rng.integers(0, n, n)
+        else:
+            index = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
         value = statistic(*(a[index] for a in arrays))
         if np.isfinite(value):
             values.append(value)
@@ -74,9 +89,15 @@ def bootstrap_ci(
 
 
 def binary_metrics_with_ci(
-    labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float = 0.5,
+    n_boot: int = 1000,
+    seed: int = 0,
+    groups: Optional[Sequence] = None,
 ) -> dict[str, dict[str, float]]:
-    """``{"auroc"|"average_precision"|"sensitivity"|"specificity": {"value", "ci_low", "ci_high"}}``."""
+    """``{"auroc"|"average_precision"|"sensitivity"|"specificity": {"value", "ci_low", "ci_high"}}``; ``groups``
+    (the case of each row) makes the intervals resample cases, not rows."""
     out = {}
     for name, fn in (
         ("auroc", auroc),
@@ -84,7 +105,7 @@ def binary_metrics_with_ci(
         ("sensitivity", lambda y, s: sensitivity(y, s, threshold)),
         ("specificity", lambda y, s: specificity(y, s, threshold)),
     ):
-        low, high = bootstrap_ci(fn, labels, scores, n_boot=n_boot, seed=seed)
+        low, high = bootstrap_ci(fn, labels, scores, n_boot=n_boot, seed=seed, groups=groups)
         out[name] = {"value": fn(labels, scores), "ci_low": low, "ci_high": high}
     return out
 
