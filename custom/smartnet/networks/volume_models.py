@@ -156,7 +156,8 @@ class SmartNetVolumeSegmenter(_SliceEncodingModel):
     Per slice: encoder + U-Net seg decoder up to its 16-channel block -> stack along D -> ``(B, 16, H, W, D)`` ->
     [Conv3d 16->16, BN, ReLU] x 2 -> Conv3d 16->1 = voxel logits ``(B, 1, H, W, D)``. Padded slices are held at
     zero before every 3D convolution, exactly like the convolutions' own zero padding beyond D, so real slices get
-    the same logits with or without padding (batch norm in eval mode; logits at padded slices are meaningless).
+    the same logits with or without padding in eval mode (logits at padded slices are meaningless). In training mode
+    the BatchNorm3d batch statistics include the padded positions, as in the original.
 
     Args:
         encoder, in_channels, stem_stride, chunk_size: as ``SmartNetVolumeClassifier``.
