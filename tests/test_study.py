@@ -55,6 +55,8 @@ def test_demo_and_paper_study_files_expand_to_the_intended_arms():
     ({"downstream": {"init": ["upstream"]}}, "has no 'upstream' section"),
     ({"downstream": {"operators": ["lstm", "cnn"]}}, "downstream.operators: unknown ['cnn']"),
     ({"epochs": 3}, "study: unknown key(s) ['epochs']"),
+    ({"common": {"learning_rate": "$__import__('os').system('touch /tmp/x')"}}, "study.common.learning_rate"),
+    ({"downstream": {"init": ["scratch"], "overrides": {"encoder": "@encoder_of_upstream"}}}, "config syntax"),
 ])
 def test_bad_study_files_name_the_problem(tmp_path, change, message):
     study = {"name": "x", "dataset_dir": str(tmp_path), "downstream": {"init": ["scratch"]}, **change}

@@ -20,6 +20,10 @@
 
 Every arm is one bundle run (train, then evaluate on the test split) in its own folder ``arms/<arm id>``; the arm
 id names its settings and ends with ``-s<seed>``; arms that differ only by seed form a group (one table row).
+
+Values are plain data: a string starting with ``$``, ``@`` or ``%`` (MONAI config syntax: an expression run with
+``eval``, a reference, a macro) is refused, so that a study file cannot run code; expressions belong in a profile
+(``configs/<profile>.json``) of the bundle, which is code the user reviews as such.
 """
 
 from __future__ import annotations
@@ -109,6 +113,19 @@ def _cons_tag(consistency: bool) -> str:
     return "cons" if consistency else "nocons"
 
 
+def _refuse_config_syntax(value: Any, where: str) -> None:
+    """Raise ``StudyError`` for any string value (at any depth) that MONAI would evaluate, resolve or import."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_config_syntax(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _refuse_config_syntax(item, f"{where}[{index}]")
+    elif isinstance(value, str) and value[:1] in ("$", "@", "%"):
+        raise StudyError(f"{where}: {value!r} is MONAI config syntax ({value[0]}...), which a study file may not "
+                         "carry (a '$' value would run as Python); put it in a bundle profile, configs/<name>.json")
+
+
 def load_study(path: str | Path) -> Study:
     """Read and check the study file at ``path``; raises ``StudyError`` naming the problem."""
     path = Path(path).expanduser().resolve()
@@ -121,6 +138,7 @@ def load_study(path: str | Path) -> Study:
         raise StudyError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
     if not isinstance(raw, dict):
         raise StudyError(f"{path}: expected a mapping at the top level")
+    _refuse_config_syntax(raw, "study")
     _unknown_keys(raw, _TOP_KEYS, "study")
     for key in ("name", "dataset_dir", "downstream"):
         if key not in raw:
