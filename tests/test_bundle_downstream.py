@@ -89,9 +89,16 @@ def test_frozen_encoder_is_untouched_batch_norm_included(kind, tiny_dataset, tin
     assert any("running_mean" in k for k in encoder_keys)
     for key in encoder_keys:
         assert torch.equal(trained_state[key], upstream[key]), key
+    # the rest of the network trained: the same run (same seed, so the same initial head) at learning rate 0 keeps
+    # the initial head, which training must have moved
+    untrained = tmp_path / "lr0"
+    run_bundle(BUNDLES[kind], ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1, "val_interval": 1,
+                                               "gradual_unfreeze": False, "pretrained_path": pretrained,
+                                               "learning_rate": 0.0, **TINY_DOWN_OVERRIDES}, bundle_root=untrained)
+    initial = torch.load(untrained / "models" / "last.pt", weights_only=True)["model"]
     head = "fc.weight" if kind == "cls" else "volume_head.2.weight"
-    fresh = torch.load(root / "models" / "interval_checkpoint_epoch=2.pt", weights_only=True)["model"][head]
-    assert torch.equal(fresh, trained_state[head])
+    assert not torch.equal(initial[head], trained_state[head]), "the head did not train"
+    assert all(torch.equal(initial[k], trained_state[k]) for k in encoder_keys)
 
 
 def test_resume_continues(trained, tiny_dataset, tmp_path):

@@ -106,3 +106,4 @@ def test_bf16_inference_matches_fp32_on_the_trained_classifier(bundles_root, lea
         assert abs(p16 - p32) <= 0.02, (case, p32, p16)
         assert (p16 >= 0.5) == (p32 >= 0.5) or abs(p32 - 0.5) <= 0.02, (case, p32, p16)
     assert len({round(p, 6) for p in probabilities["fp32"].values()}) > 1  # not a constant output
+    assert probabilities["bf16"] != probabilities["fp32"]  # bf16 really ran: not a silent fp32 fallback
