@@ -150,7 +150,7 @@ def test_inference_with_unreadable_weights_is_one_message(content, tmp_path):
     result = run_bundle(UPSTREAM, ["inference.json"], {"input": inputs, "output_dir": tmp_path / "out", **TINY_INFER},
                         bundle_root=tmp_path, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "Cannot run inference" in result.stderr and str(ckpt) in result.stderr
+    assert "Cannot use the trained weights" in result.stderr and str(ckpt) in result.stderr
     assert ("not a readable PyTorch checkpoint" if content == "damaged" else "refused") in result.stderr
 
 

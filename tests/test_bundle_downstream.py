@@ -264,8 +264,7 @@ def test_torchscript_export(kind, trained, tmp_path):
     cmd = [sys.executable, "-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", str(target),
            "--ckpt_file", str(trained[kind] / "models" / "model.pt"), "--meta_file", str(configs / "metadata.json"),
            "--config_file", str(configs / "inference.json"), "--bundle_root", str(trained[kind])]
-    if kind == "cls":  # model.pt holds the weights under "model" beside the operating point
-        cmd += ["--key_in_ckpt", "model"]
+    cmd += ["--key_in_ckpt", "model"]  # model.pt: the weights under "model", beside the settings record
     for key, value in TINY_DOWN_OVERRIDES.items():
         if key in ("encoder", "stem_stride"):
             cmd += [f"--{key}", str(value)]

@@ -40,3 +40,42 @@ def test_consistency_off_on_a_model_without_seg_head_and_scratch_without_weights
     check_settings(variant="single_cls", consistency=False)
     check_settings(init="scratch", load_pretrained=False, freeze_encoder=False)
     check_settings(init="upstream", load_pretrained=False, freeze_encoder=True, finetune=True)  # fine-tune loads
+
+
+def test_settings_record_is_plain_data_and_a_mismatch_names_each_setting(tmp_path):
+    import torch
+
+    from smartnet.checkpoints import CheckpointError, check_inference_weights
+    from smartnet.settings import SettingsRecord
+
+    trained = SettingsRecord(encoder="resnet18", stem_stride=2, image_size=96, hu_windows=((0, 80),), clahe=True,
+                             orientation="PLS", variant="smartnet")
+    path = tmp_path / "model.pt"
+    torch.save({"model": {"w": torch.zeros(1)}, "settings": trained.state_dict()}, path)
+    assert torch.load(path, weights_only=True)["settings"]["hu_windows"] == [[0, 80]]  # plain data
+    same = SettingsRecord(encoder="resnet18", stem_stride=2, image_size=96, hu_windows=[[0, 80]], clahe=True,
+                          orientation="PLS", variant="smartnet")
+    assert check_inference_weights(path, settings=same) is True
+    other = SettingsRecord(encoder="resnet18", stem_stride=1, image_size=256, hu_windows=[[0, 80]], clahe=False,
+                           orientation="PLS", variant="smartnet")
+    with pytest.raises(CheckpointError) as info:
+        check_inference_weights(path, settings=other)
+    message = str(info.value)
+    for phrase in ("stem_stride: 2 in the checkpoint, 1 in this run", "image_size: 96 in the checkpoint, 256",
+                   "clahe: True in the checkpoint, False"):
+        assert phrase in message
+    assert "encoder" not in message.split("this run:")[1].split(".")[0]  # equal settings are not named
+
+
+def test_a_checkpoint_without_a_record_loads_with_a_warning(tmp_path, capsys):
+    import torch
+
+    from smartnet.checkpoints import check_inference_weights
+    from smartnet.settings import SettingsRecord
+
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(1)}, path)
+    assert check_inference_weights(path, settings=SettingsRecord(image_size=96)) is True
+    assert "carries no settings record" in capsys.readouterr().err
+    with pytest.raises(SettingsError, match="not settings that define weights"):
+        SettingsRecord(learning_rate=1e-3)

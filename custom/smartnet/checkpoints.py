@@ -15,6 +15,7 @@ __all__ = [
     "UnsafeCheckpointError",
     "check_inference_weights",
     "check_inference_weights_or_exit",
+    "check_recorded_settings",
     "latest_checkpoint",
     "load_checkpoint",
 ]
@@ -49,14 +50,23 @@ class CheckpointError(ValueError):
     """Trained weights that are missing or cannot be read."""
 
 
-def check_inference_weights(path: str | os.PathLike, allow_random_weights: bool = False) -> bool:
-    """Whether the trained weights at ``path`` exist and load (``weights_only``); inference must not run without them.
+def check_inference_weights(
+    path: str | os.PathLike, allow_random_weights: bool = False, settings: Any = None
+) -> bool:
+    """Whether the trained weights at ``path`` exist, load (``weights_only``) and were trained with ``settings``;
+    evaluation and inference must not run without them.
 
-    Returns False only when the file is missing and ``allow_random_weights`` is set (a smoke test of the pipeline:
-    the outputs are meaningless, and a warning says so on stderr).
+    Args:
+        path: the checkpoint (``model.pt``).
+        allow_random_weights: a missing file is allowed (a smoke test of the pipeline: the outputs are meaningless,
+            and a warning says so on stderr); the function then returns False.
+        settings: the running configuration's ``SettingsRecord`` (or mapping); compared with the record the
+            checkpoint carries under ``settings``. A checkpoint without a record (written before records existed) is
+            used with a warning.
 
     Raises:
-        CheckpointError: no file at ``path`` (and random weights not allowed), or a file torch cannot read.
+        CheckpointError: no file at ``path`` (and random weights not allowed), a file torch cannot read, or weights
+            trained with other settings (each differing setting named, with both values).
         UnsafeCheckpointError: the file carries pickled objects beyond weights.
     """
     path = Path(path).expanduser()
@@ -70,21 +80,43 @@ def check_inference_weights(path: str | os.PathLike, allow_random_weights: bool 
             "model.pt; --allow_random_weights true runs untrained weights, for smoke tests of the pipeline only"
         )
     try:
-        load_checkpoint(path)
+        checkpoint = load_checkpoint(path)
     except UnsafeCheckpointError:
         raise
     except Exception as err:  # torch raises RuntimeError, EOFError, zipfile errors... for damaged files
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: "
                               f"{str(err).strip()[:200]})") from None
+    if settings is not None:
+        check_recorded_settings(checkpoint, settings, path)
     return True
 
 
-def check_inference_weights_or_exit(path: str | os.PathLike, allow_random_weights: bool = False) -> bool:
+def check_recorded_settings(checkpoint: Any, settings: Any, path: str | os.PathLike) -> None:
+    """Compare the ``settings`` record of a loaded ``checkpoint`` with the running ``settings`` (a
+    ``SettingsRecord`` or mapping); raise ``CheckpointError`` naming every difference, warn when there is no record."""
+    from .settings import settings_mismatches
+
+    running = settings.state_dict() if hasattr(settings, "state_dict") else dict(settings)
+    saved = checkpoint.get("settings") if isinstance(checkpoint, dict) else None
+    if not isinstance(saved, dict):
+        print(f"WARNING: {path} carries no settings record (written by an older version): its architecture and "
+              "preprocessing settings cannot be checked against this run", file=sys.stderr, flush=True)
+        return
+    differ = settings_mismatches(saved, running)
+    if differ:
+        raise CheckpointError(f"{path} was trained with other settings than this run: " + "; ".join(differ)
+                              + ". Run with the settings it was trained with (e.g. the same profile, such as "
+                              "configs/demo.json), or train for these settings")
+
+
+def check_inference_weights_or_exit(
+    path: str | os.PathLike, allow_random_weights: bool = False, settings: Any = None
+) -> bool:
     """``check_inference_weights`` for bundle configs: on a problem print it and exit with status 2."""
     try:
-        return check_inference_weights(path, allow_random_weights)
+        return check_inference_weights(path, allow_random_weights, settings)
     except (CheckpointError, UnsafeCheckpointError) as err:
-        print(f"Cannot run inference: {err}", file=sys.stderr)
+        print(f"Cannot use the trained weights: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
