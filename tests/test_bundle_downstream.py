@@ -257,6 +257,22 @@ def test_mismatched_upstream_checkpoint_lists_keys(tiny_dataset, tiny_bundles_ro
     assert "encoder.layer1.2.conv1.weight: not in the checkpoint" in result.stdout + result.stderr
 
 
+def test_transfer_from_an_upstream_trained_at_another_size_is_refused(tiny_dataset, tiny_bundles_root, tmp_path):
+    """The upstream encoder learned 32 px slices: a classifier at 64 px would load it (same shapes) and be wrong."""
+    result = run_bundle(DOWN_CLS, ["train.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES,
+                                                   "image_size": 64, "epochs": 1},
+                        bundle_root=tiny_bundles_root / "smartnet_down_cls_64", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "image_size: 32 in the checkpoint, 64 in this run" in result.stderr
+
+
+def test_upstream_init_without_loading_it_is_refused(tiny_dataset, tmp_path):
+    result = run_bundle(DOWN_SEG, ["train.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES,
+                                                   "load_pretrained": False, "epochs": 1},
+                        bundle_root=tmp_path, check=False)
+    assert result.returncode == 2 and "frozen, randomly initialised encoder" in result.stderr
+
+
 @pytest.mark.parametrize("kind", ["cls", "seg"])
 def test_torchscript_export(kind, trained, tmp_path):
     configs = BUNDLES[kind] / "configs"

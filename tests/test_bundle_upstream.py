@@ -77,7 +77,52 @@ def test_train_writes_checkpoints_and_logs(trained_bundle):
     point = best["operating_point"]  # chosen on the validation slices, plain data
     assert 0.0 <= point["threshold"] <= 1.0 and point["method"] in ("youden", "fixed")
     assert 0.0 <= point["volume_threshold"] <= 1.0
+    record = best["settings"]  # what the weights mean, plain data, in every checkpoint
+    assert record == state["settings"]
+    assert {k: record[k] for k in ("encoder", "stem_stride", "image_size", "clahe", "variant")} == {
+        "encoder": "resnet18", "stem_stride": 2, "image_size": 32, "clahe": True, "variant": "smartnet"}
+    assert record["hu_windows"] == [[0, 80]] and record["orientation"] == "PLS"
     assert list((trained_bundle / "eval").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("configs, change, named", [
+    (["inference.json"], {"stem_stride": 1, "image_size": 32}, "stem_stride: 2 in the checkpoint, 1 in this run"),
+    (["train.json", "evaluate.json"], {"image_size": 64}, "image_size: 32 in the checkpoint, 64 in this run"),
+    (["inference.json"], {"clahe": False}, "clahe: True in the checkpoint, False in this run"),
+    (["train.json"], {"finetune": True, "hu_windows": [[0, 80], [-20, 180]], "in_channels": 1},
+     "hu_windows: [[0, 80]] in the checkpoint, [[0, 80], [-20, 180]] in this run"),
+])
+def test_weights_trained_with_other_settings_are_refused(configs, change, named, trained_bundle, tiny_dataset,
+                                                         tmp_path):
+    """A stem stride, size, window or CLAHE that changes what the weights mean without changing a tensor shape."""
+    overrides = {"dataset_dir": tiny_dataset, **TINY_OVERRIDES, "ckpt_dir": trained_bundle / "models",
+                 "output_dir": tmp_path / "out", "epochs": 1, **change}
+    if change.get("finetune"):
+        overrides["finetune_model_path"] = trained_bundle / "models" / "model.pt"
+        overrides["ckpt_dir"] = tmp_path / "models"
+    result = run_bundle(UPSTREAM, configs, overrides, bundle_root=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and named in result.stderr
+    assert "Epoch" not in result.stdout
+
+
+@pytest.mark.parametrize("change, phrase", [
+    ({"image_size": 100, "stem_stride": 1}, "image_size 100 must be a positive multiple of the output stride 16"),
+    ({"variant": "dual_cls_rec", "consistency": True}, "consistency ties the CLS and SEG heads"),
+    ({"negative_sampling": "random", "encoder": "resnet51"}, "negative_sampling 'random'"),
+])
+def test_settings_that_cannot_work_are_one_message(change, phrase, tiny_dataset, tmp_path):
+    overrides = {"dataset_dir": tiny_dataset, **TINY_OVERRIDES, "epochs": 1, **change}
+    result = run_bundle(UPSTREAM, ["train.json"], overrides, bundle_root=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "Settings that cannot work" in result.stderr and phrase in result.stderr
+
+
+def test_evaluate_without_trained_weights_is_one_message(tiny_dataset, tmp_path):
+    result = run_bundle(UPSTREAM, ["train.json", "evaluate.json"], {"dataset_dir": tiny_dataset, **TINY_OVERRIDES},
+                        bundle_root=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "no trained weights at" in result.stderr
 
 
 def test_resume_continues_from_last_checkpoint(trained_bundle, tiny_dataset, tmp_path):
