@@ -247,7 +247,9 @@ def test_missing_upstream_checkpoint_is_a_clear_error(tiny_dataset, tmp_path):
 
 
 def test_mismatched_upstream_checkpoint_lists_keys(tiny_dataset, tiny_bundles_root, tmp_path):
-    pretrained = tiny_bundles_root / "smartnet_upstream" / "models" / "model.pt"
+    """A checkpoint without a settings record (older versions, other tools): the shapes are compared key by key."""
+    pretrained = tmp_path / "plain_state_dict.pt"
+    torch.save(read_state_dict(tiny_bundles_root / "smartnet_upstream" / "models" / "model.pt"), pretrained)
     result = run_bundle(DOWN_CLS, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1,
                                                    "pretrained_path": pretrained,
                                                    **{**TINY_DOWN_OVERRIDES, "encoder": "resnet34"}},
@@ -255,6 +257,17 @@ def test_mismatched_upstream_checkpoint_lists_keys(tiny_dataset, tiny_bundles_ro
     assert result.returncode == 2
     assert "does not fit the network" in result.stdout + result.stderr
     assert "encoder.layer1.2.conv1.weight: not in the checkpoint" in result.stdout + result.stderr
+    assert "carries no settings record" in result.stderr
+
+
+def test_upstream_of_another_encoder_is_named_by_its_record(tiny_dataset, tiny_bundles_root, tmp_path):
+    pretrained = tiny_bundles_root / "smartnet_upstream" / "models" / "model.pt"
+    result = run_bundle(DOWN_CLS, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1,
+                                                   "pretrained_path": pretrained,
+                                                   **{**TINY_DOWN_OVERRIDES, "encoder": "resnet34"}},
+                        bundle_root=tmp_path / "root", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "encoder: 'resnet18' in the checkpoint, 'resnet34' in this run" in result.stderr
 
 
 def test_transfer_from_an_upstream_trained_at_another_size_is_refused(tiny_dataset, tiny_bundles_root, tmp_path):

@@ -50,8 +50,19 @@ class CheckpointError(ValueError):
     """Trained weights that are missing or cannot be read."""
 
 
+_MISSING = {
+    "inference": "no trained weights at {path}: train the bundle first, or point --ckpt_path (or --ckpt_dir) at a "
+                 "model.pt; --allow_random_weights true runs untrained weights, for smoke tests of the pipeline only",
+    "evaluation": "no trained weights at {path}: train the bundle first, or point --ckpt_dir at the folder holding "
+                  "its model.pt",
+    "fine-tuning": "no checkpoint to fine-tune at {path}: point --finetune_model_path at a model.pt",
+    "transfer": "pretrained checkpoint not found: {path}: train the upstream bundle first, or point --pretrained_path "
+                "at its models/model.pt",
+}
+
+
 def check_inference_weights(
-    path: str | os.PathLike, allow_random_weights: bool = False, settings: Any = None
+    path: str | os.PathLike, allow_random_weights: bool = False, settings: Any = None, purpose: str = "inference"
 ) -> bool:
     """Whether the trained weights at ``path`` exist, load (``weights_only``) and were trained with ``settings``;
     evaluation and inference must not run without them.
@@ -63,6 +74,8 @@ def check_inference_weights(
         settings: the running configuration's ``SettingsRecord`` (or mapping); compared with the record the
             checkpoint carries under ``settings``. A checkpoint without a record (written before records existed) is
             used with a warning.
+        purpose: ``inference``, ``evaluation``, ``fine-tuning`` or ``transfer``: what the message of a missing file
+            suggests.
 
     Raises:
         CheckpointError: no file at ``path`` (and random weights not allowed), a file torch cannot read, or weights
@@ -75,10 +88,7 @@ def check_inference_weights(
             print(f"WARNING: no trained weights at {path}: running with RANDOM weights (allow_random_weights: true); "
                   "every output is meaningless", file=sys.stderr, flush=True)
             return False
-        raise CheckpointError(
-            f"no trained weights at {path}: train the bundle first, or point --ckpt_path (or --ckpt_dir) at a "
-            "model.pt; --allow_random_weights true runs untrained weights, for smoke tests of the pipeline only"
-        )
+        raise CheckpointError(_MISSING.get(purpose, _MISSING["inference"]).format(path=path))
     try:
         checkpoint = load_checkpoint(path)
     except UnsafeCheckpointError:
@@ -110,11 +120,11 @@ def check_recorded_settings(checkpoint: Any, settings: Any, path: str | os.PathL
 
 
 def check_inference_weights_or_exit(
-    path: str | os.PathLike, allow_random_weights: bool = False, settings: Any = None
+    path: str | os.PathLike, allow_random_weights: bool = False, settings: Any = None, purpose: str = "inference"
 ) -> bool:
     """``check_inference_weights`` for bundle configs: on a problem print it and exit with status 2."""
     try:
-        return check_inference_weights(path, allow_random_weights, settings)
+        return check_inference_weights(path, allow_random_weights, settings, purpose)
     except (CheckpointError, UnsafeCheckpointError) as err:
         print(f"Cannot use the trained weights: {err}", file=sys.stderr)
         raise SystemExit(2) from None
