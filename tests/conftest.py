@@ -39,6 +39,23 @@ TINY_OVERRIDES = {
 }
 
 
+def write_untrained_checkpoint(bundle: Path, bundle_root: Path, **overrides) -> Path:
+    """``<bundle_root>/models/model.pt`` with the untrained network of ``bundle`` (``train.json`` + ``overrides``) and
+    its settings record, for workflows that need a checkpoint but not trained weights (property checks)."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "train.json"))
+    parser.update({"bundle_root": str(bundle_root), **{k: str(v) if isinstance(v, Path) else v
+                                                        for k, v in overrides.items()}})
+    path = bundle_root / "models" / "model.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": parser.get_parsed_content("network_def").state_dict(),
+                "settings": parser.get_parsed_content("settings_record").state_dict()}, path)
+    return path
+
+
 def bundle_workflow(bundle: Path, configs: list[str], workflow_type: str, bundle_root: Path, **overrides):
     """An initialised ``monai.bundle.ConfigWorkflow`` of ``bundle`` (for ``check_properties`` and parsed ids)."""
     from monai.bundle import ConfigWorkflow

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DOWN_CLS, DOWN_SEG, REPO, TINY_DOWN_OVERRIDES, bundle_workflow, run_bundle
+from conftest import (DOWN_CLS, DOWN_SEG, REPO, TINY_DOWN_OVERRIDES, UPSTREAM, bundle_workflow, run_bundle,
+                      write_untrained_checkpoint)
 from mask_checks import assert_nothing_in_the_air_at_the_border
 from smartnet.networks.transfer import read_state_dict
 from report_checks import CURVES, SQUARE, check_report, montage_size
@@ -44,6 +45,10 @@ def test_bundle_files_and_metadata(kind):
 )
 def test_check_properties_is_empty(kind, configs, workflow_type, tiny_dataset, tmp_path):
     untrained = {"allow_random_weights": True} if workflow_type == "infer" else {}  # the properties, not weights
+    if "evaluate.json" in configs:
+        write_untrained_checkpoint(BUNDLES[kind], tmp_path, **TINY_DOWN_OVERRIDES)
+    if workflow_type == "train":  # the transfer source is checked before any work
+        untrained["pretrained_path"] = write_untrained_checkpoint(UPSTREAM, tmp_path / "up", **TINY_DOWN_OVERRIDES)
     workflow = bundle_workflow(BUNDLES[kind], configs, workflow_type, tmp_path, dataset_dir=tiny_dataset,
                                **TINY_DOWN_OVERRIDES, **untrained)
     assert not workflow.check_properties()

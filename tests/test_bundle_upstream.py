@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, TINY_OVERRIDES, UPSTREAM, bundle_workflow, run_bundle
+from conftest import REPO, TINY_OVERRIDES, UPSTREAM, bundle_workflow, run_bundle, write_untrained_checkpoint
 from mask_checks import assert_nothing_in_the_air_at_the_border
 from smartnet.networks.transfer import read_state_dict
 from report_checks import CURVES, SQUARE, check_report, montage_size
@@ -44,6 +44,8 @@ def test_metadata_against_vendored_schema():
 
 def _workflow(configs: list[str], workflow_type: str, dataset: Path, tmp_path: Path):
     untrained = {"allow_random_weights": True} if workflow_type == "infer" else {}  # the properties, not weights
+    if "evaluate.json" in configs:
+        write_untrained_checkpoint(UPSTREAM, tmp_path, **TINY_OVERRIDES)
     return bundle_workflow(UPSTREAM, configs, workflow_type, tmp_path, dataset_dir=dataset, **TINY_OVERRIDES,
                            **untrained)
 

@@ -82,7 +82,7 @@ def check_inference_weights(
             trained with other settings (each differing setting named, with both values).
         UnsafeCheckpointError: the file carries pickled objects beyond weights.
     """
-    path = Path(path).expanduser()
+    path = Path(os.path.normpath(Path(path).expanduser()))  # "<root>/bundle/../other" before bundle/ exists
     if not path.is_file():
         if allow_random_weights:
             print(f"WARNING: no trained weights at {path}: running with RANDOM weights (allow_random_weights: true); "

@@ -55,6 +55,7 @@ def check_settings(
     load_pretrained: Optional[bool] = None,
     freeze_encoder: Optional[bool] = None,
     finetune: Optional[bool] = None,
+    resume: Optional[bool] = None,
 ) -> None:
     """Raise ``SettingsError`` listing every problem of the given settings (``None`` = not a setting of this bundle).
 
@@ -63,8 +64,8 @@ def check_settings(
             of the output stride (16 x ``stem_stride``).
         variant, consistency, negative_sampling: upstream settings (consistency needs the CLS and SEG heads).
         operator: the volume classifier's 3D operator.
-        init, load_pretrained, freeze_encoder, finetune: downstream initialisation (``upstream`` or ``imagenet``
-            without loading the weights would train on a frozen random encoder).
+        init, load_pretrained, freeze_encoder, finetune, resume: downstream initialisation (``upstream`` or
+            ``imagenet`` without loading the weights, fine-tuning or resuming would train on a frozen random encoder).
     """
     problems: list[str] = []
     _choice(problems, "encoder", encoder, ENCODERS)
@@ -82,7 +83,7 @@ def check_settings(
     _choice(problems, "negative_sampling", negative_sampling, NEGATIVE_SAMPLING)
     _choice(problems, "operator", operator, OPERATORS)
     _choice(problems, "init", init, INITS)
-    if init in ("upstream", "imagenet") and load_pretrained is False and freeze_encoder and not finetune:
+    if init in ("upstream", "imagenet") and load_pretrained is False and freeze_encoder and not (finetune or resume):
         problems.append(f"init {init!r} with load_pretrained false would train on a frozen, randomly initialised "
                         "encoder; set load_pretrained true, or init 'scratch'")
     if problems:

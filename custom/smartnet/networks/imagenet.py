@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["IMAGENET_DOWNLOAD_HINT", "INITS", "adapt_first_conv", "check_init_or_exit", "load_imagenet_resnet"]
+__all__ = ["IMAGENET_DOWNLOAD_HINT", "INITS", "adapt_first_conv", "load_imagenet_resnet"]
 
 IMAGENET_DOWNLOAD_HINT = (
     "download torchvision's ImageNet weights on a machine with network access, e.g. "
@@ -70,14 +70,3 @@ def load_imagenet_resnet(network: nn.Module, path: str | Path):
 
 
 INITS = ("upstream", "imagenet", "scratch")
-
-
-def check_init_or_exit(init: str) -> str:
-    """``init`` if it names a downstream initialisation (``INITS``); otherwise print why and exit with status 2."""
-    if init not in INITS:
-        import sys
-
-        print(f"unknown init {init!r}: choose 'upstream' (an upstream SMART-Net checkpoint at pretrained_path), "
-              "'imagenet' (a torchvision ResNet file at imagenet_path) or 'scratch'", file=sys.stderr)
-        raise SystemExit(2)
-    return init
