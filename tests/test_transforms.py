@@ -100,10 +100,12 @@ def test_slice_sampler_negative_fraction():
 
 
 def test_slice_sampler_uniform_on_normal_volume():
-    sampler = RandSliceSamplerd(["image", "label"], num_samples=2000)
+    sampler = RandSliceSamplerd(["image", "label"], num_samples=2000, negative_sampling="uniform")
     sampler.set_random_state(2)
     picks = [s["slice_index"] for s in sampler(_volume_with_lesion())]
     assert set(picks) == set(range(10))
+    counts = [picks.count(z) for z in range(10)]  # uniform: about 200 each
+    assert max(counts) < 1.4 * min(counts), counts
 
 
 def test_slice_min_max_is_the_same_for_a_slice_and_its_volume():
