@@ -78,8 +78,8 @@ def check_settings(
                             if isinstance(image_size, (int, float)) else f"image_size {image_size!r} is not a number")
     _choice(problems, "variant", variant, VARIANTS)
     if consistency and variant in VARIANTS and not {"cls", "seg"} <= set(VARIANTS[variant]):
-        problems.append(f"consistency ties the CLS and SEG heads, but variant {variant!r} has {list(VARIANTS[variant])};"
-                        " set consistency false")
+        problems.append(f"consistency ties the CLS and SEG heads, but variant {variant!r} has "
+                        f"{list(VARIANTS[variant])}, set consistency false")
     _choice(problems, "negative_sampling", negative_sampling, NEGATIVE_SAMPLING)
     _choice(problems, "operator", operator, OPERATORS)
     _choice(problems, "init", init, INITS)
@@ -101,7 +101,7 @@ def check_settings_or_exit(**settings: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-normal form (tuples -> lists, numpy / torch scalars -> numbers), so that saved and running values compare."""
+    """JSON-normal form (tuples -> lists, numpy / torch scalars -> numbers): saved and running values compare."""
     return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from .demo_anatomy import HeadAnatomy, SyntheticHeadCT, build_head, random_point, smooth_noise
+from .demo_anatomy import HeadAnatomy, SyntheticHeadCT, build_head, convexity_direction, random_point, smooth_noise
 from .demo_phantom import make_phantom
 
 __all__ = ["SyntheticHeadCT", "HEMORRHAGE_KINDS", "ANATOMIES", "make_volume"]
@@ -64,15 +64,16 @@ def make_volume(
         raise ValueError(f"kinds must be a non-empty subset of {HEMORRHAGE_KINDS}, got {list(kinds)}")
     if anatomy not in ANATOMIES:
         raise ValueError(f"anatomy must be one of {ANATOMIES}, got {anatomy!r}")
-    if anatomy == "phantom":
-        return make_phantom(rng, hemorrhage, size, depth, spacing_xy, slice_thickness, kinds)
     depth = int(rng.integers(28, 41)) if depth is None else depth
     spacing_xy = (230.0 / size) * float(rng.uniform(0.95, 1.05)) if spacing_xy is None else spacing_xy
     # millimetre grid, head centred in-plane (a few mm off), brain centre a little above the middle slice
     x = (np.arange(size) - size / 2 + 0.5) * spacing_xy + rng.uniform(-6, 6)
     y = (np.arange(size) - size / 2 + 0.5) * spacing_xy + rng.uniform(-6, 6)
     z = (np.arange(depth) - depth * 0.45) * slice_thickness
-    head = build_head(rng, x, y, z, scale=float(rng.uniform(0.9, 1.08)))
+    scale = float(rng.uniform(0.9, 1.08))
+    if anatomy == "phantom":
+        return make_phantom(rng, hemorrhage, x, y, z, scale, slice_thickness, kinds)
+    head = build_head(rng, x, y, z, scale)
     image = head.image
 
     mask = np.zeros(image.shape, bool)
@@ -97,22 +98,7 @@ def make_volume(
     image = ndimage.gaussian_filter(image, (sigma_mm / spacing_xy, sigma_mm / spacing_xy, rng.uniform(0.2, 0.4)))
     grain = ndimage.gaussian_filter(rng.standard_normal(image.shape).astype(np.float32), (0.6, 0.6, 0))
     image += grain * (float(rng.uniform(2.0, 5.0)) / (grain.std() + 1e-6)) + float(rng.uniform(-3.0, 3.0))
-    affine = np.diag([-spacing_xy, spacing_xy, slice_thickness, 1.0])
-    affine[:3, 3] = [x[0] * -1.0, y[0], z[0]]
-    return SyntheticHeadCT(
-        image=np.clip(np.rint(image), -1024, 3071).astype(np.int16),
-        mask=mask.astype(np.uint8),
-        affine=affine,
-        kinds=tuple(drawn),
-    )
-
-
-def _direction(rng: np.random.Generator) -> np.ndarray:
-    """A random unit vector in the upper, lateral part of the head (where convexity bleeds sit)."""
-    theta = rng.uniform(0, 2 * np.pi)
-    elev = rng.uniform(-0.1, 0.6)
-    v = np.array([np.cos(theta) * np.cos(elev), np.sin(theta) * np.cos(elev), np.sin(elev)])
-    return v / np.linalg.norm(v)
+    return SyntheticHeadCT.from_arrays(image, mask, x, y, z, slice_thickness, drawn)
 
 
 def _bleed(rng: np.random.Generator, kind: str, head: HeadAnatomy) -> np.ndarray:
@@ -134,7 +120,7 @@ def _bleed(rng: np.random.Generator, kind: str, head: HeadAnatomy) -> np.ndarray
             sides = np.ones_like(sides)
         return ventricles & (Y < layer) & sides
     # convexity bleeds: angular distance of each voxel's direction from a random centre direction
-    d = _direction(rng)
+    d = convexity_direction(rng)
     norm = np.sqrt(X**2 + Y**2 + Z**2) + 1e-6
     angle = np.arccos(np.clip((X * d[0] + Y * d[1] + Z * d[2]) / norm, -1, 1))
     depth_in = head.inner_table_mm - head.surface_mm  # mm inside the inner table

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["HeadAnatomy", "SyntheticHeadCT", "build_head", "random_point", "smooth_noise"]
+__all__ = ["HeadAnatomy", "SyntheticHeadCT", "build_head", "convexity_direction", "random_point", "smooth_noise"]
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], scale: int) -> np.ndarray:
@@ -44,6 +44,15 @@ class SyntheticHeadCT:
     @property
     def spacing(self) -> tuple[float, float, float]:
         return tuple(float(v) for v in np.abs(np.diag(self.affine)[:3]))  # type: ignore[return-value]
+
+    @classmethod
+    def from_arrays(cls, image: np.ndarray, mask: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                    slice_thickness: float, kinds) -> "SyntheticHeadCT":
+        """HU ``image`` (clipped, int16), ``mask`` and the LAS affine of the scanner grid ``x``, ``y``, ``z`` (mm)."""
+        spacing_xy = float(y[1] - y[0])
+        affine = np.diag([-spacing_xy, spacing_xy, slice_thickness, 1.0])
+        affine[:3, 3] = [x[0] * -1.0, y[0], z[0]]
+        return cls(np.clip(np.rint(image), -1024, 3071).astype(np.int16), mask.astype(np.uint8), affine, tuple(kinds))
 
 
 @dataclass
@@ -205,6 +214,14 @@ def build_head(
         holder = np.abs(np.sqrt(_ellipsoid(Xs, Ys, Z, (0, 0, 0), (ax + 24, ay + 24, 1e9))) - 1) < 0.015
         image[holder & (Ys < -0.3 * ay) & ~head] = float(rng.uniform(150, 500))
     return HeadAnatomy(image, X, Y, Z, surface, rim, cavity, brain, ventricles, sulci)
+
+
+def convexity_direction(rng: np.random.Generator) -> np.ndarray:
+    """A random unit vector in the upper, lateral part of the head (where convexity bleeds sit)."""
+    theta = rng.uniform(0, 2 * np.pi)
+    elev = rng.uniform(-0.1, 0.6)
+    v = np.array([np.cos(theta) * np.cos(elev), np.sin(theta) * np.cos(elev), np.sin(elev)])
+    return v / np.linalg.norm(v)
 
 
 def random_point(

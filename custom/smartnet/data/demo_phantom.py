@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .demo_anatomy import SyntheticHeadCT, smooth_noise
+from .demo_anatomy import SyntheticHeadCT, convexity_direction, smooth_noise
 
 __all__ = ["make_phantom"]
 
@@ -20,32 +20,17 @@ __all__ = ["make_phantom"]
 def make_phantom(
     rng: np.random.Generator,
     hemorrhage: bool,
-    size: int = 512,
-    depth: int | None = None,
-    spacing_xy: float | None = None,
-    slice_thickness: float = 5.0,
-    kinds: Sequence[str] = ("intraparenchymal",),
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+    scale: float,
+    slice_thickness: float,
+    kinds: Sequence[str],
 ) -> SyntheticHeadCT:
-    """Build one synthetic head CT phantom (arguments as ``smartnet.data.demo.make_volume``).
-
-    Args:
-        rng: the random generator (all randomness comes from it).
-        hemorrhage: whether to add bleeds (the mask is empty otherwise).
-        size: in-plane matrix (square).
-        depth: number of slices; random in 28-40 when None.
-        spacing_xy: in-plane pixel size in mm; chosen so the field of view is ~230 mm when None.
-        slice_thickness: slice spacing in mm.
-        kinds: haemorrhage kinds to draw from (a non-empty subset of ``HEMORRHAGE_KINDS``).
-    """
-    depth = int(rng.integers(28, 41)) if depth is None else depth
-    spacing_xy = (230.0 / size) * float(rng.uniform(0.95, 1.05)) if spacing_xy is None else spacing_xy
-    shape = (size, size, depth)
-    # millimetre grid, head centred in-plane, brain centre a little above the middle slice
-    x = (np.arange(size) - size / 2 + 0.5) * spacing_xy + rng.uniform(-6, 6)
-    y = (np.arange(size) - size / 2 + 0.5) * spacing_xy + rng.uniform(-6, 6)
-    z = (np.arange(depth) - depth * 0.45) * slice_thickness
+    """One phantom on the scanner grid ``x``, ``y``, ``z`` (mm, 1-D; from ``smartnet.data.demo.make_volume``), brain
+    size factor ``scale``, bleeds of ``kinds`` when ``hemorrhage``."""
+    shape = (len(x), len(y), len(z))
     X, Y, Z = np.meshgrid(x, y, z, indexing="ij")
-    scale = float(rng.uniform(0.9, 1.08))
     ax, ay, az = 68.0 * scale, 84.0 * scale, 62.0 * scale  # brain semi-axes (mm), LR / AP / SI
 
     def radius(dx: float = 0.0) -> np.ndarray:
@@ -66,7 +51,8 @@ def make_phantom(
     ventricles = np.zeros(shape, bool)
     for side in (-1.0, 1.0):
         vx, vy, vz = side * 9.0 * scale, -4.0 * scale, 8.0 * scale
-        ventricles |= ((X - vx) / (6 * scale)) ** 2 + ((Y - vy) / (26 * scale)) ** 2 + ((Z - vz) / (14 * scale)) ** 2 <= 1
+        ventricles |= (((X - vx) / (6 * scale)) ** 2 + ((Y - vy) / (26 * scale)) ** 2
+                       + ((Z - vz) / (14 * scale)) ** 2 <= 1)
     image[ventricles] = 5.0
 
     mask = np.zeros(shape, bool)
@@ -84,22 +70,7 @@ def make_phantom(
             mask = _bleed(rng, "intraparenchymal", X, Y, Z, r_brain, r_inner, ventricles, scale) & (r_brain <= 1)
         image[mask] = rng.uniform(55.0, 85.0) + 5.0 * smooth_noise(rng, shape, 8)[mask]
     image += rng.normal(0.0, 4.0, shape)  # quantum noise
-    affine = np.diag([-spacing_xy, spacing_xy, slice_thickness, 1.0])
-    affine[:3, 3] = [x[0] * -1.0, y[0], z[0]]
-    return SyntheticHeadCT(
-        image=np.clip(np.rint(image), -1024, 3071).astype(np.int16),
-        mask=mask.astype(np.uint8),
-        affine=affine,
-        kinds=tuple(drawn),
-    )
-
-
-def _direction(rng: np.random.Generator) -> np.ndarray:
-    """A random unit vector in the upper, lateral part of the head (where convexity bleeds sit)."""
-    theta = rng.uniform(0, 2 * np.pi)
-    elev = rng.uniform(-0.1, 0.6)
-    v = np.array([np.cos(theta) * np.cos(elev), np.sin(theta) * np.cos(elev), np.sin(elev)])
-    return v / np.linalg.norm(v)
+    return SyntheticHeadCT.from_arrays(image, mask, x, y, z, slice_thickness, drawn)
 
 
 def _bleed(
@@ -115,7 +86,7 @@ def _bleed(
 ) -> np.ndarray:
     """Boolean mask of one bleed of ``kind`` in the millimetre grid (X, Y, Z)."""
     if kind == "intraparenchymal":
-        centre = _direction(rng) * rng.uniform(0.2, 0.7) * np.array([60, 75, 50]) * scale
+        centre = convexity_direction(rng) * rng.uniform(0.2, 0.7) * np.array([60, 75, 50]) * scale
         radii = rng.uniform(2.0, 16.0) * rng.uniform(0.7, 1.3, 3)
         d = ((X - centre[0]) / radii[0]) ** 2 + ((Y - centre[1]) / radii[1]) ** 2 + ((Z - centre[2]) / radii[2]) ** 2
         irregular = 0.25 * smooth_noise(rng, X.shape, 6)
@@ -125,7 +96,7 @@ def _bleed(
         layer = rng.uniform(-30.0, -10.0) * scale  # blood layers posteriorly (dependent)
         return ventricles & (Y < layer) & (np.sign(X) == side)
     # convexity bleeds: angular distance of each voxel's direction from a random centre direction
-    d = _direction(rng)
+    d = convexity_direction(rng)
     norm = np.sqrt(X**2 + Y**2 + Z**2) + 1e-6
     cos_angle = (X * d[0] + Y * d[1] + Z * d[2]) / norm
     angle = np.arccos(np.clip(cos_angle, -1, 1))
