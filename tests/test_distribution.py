@@ -181,8 +181,8 @@ def test_downloaded_bundle_runs_without_the_project(release, fresh_python, tiny_
     script = (
         "import torch\nfrom monai.bundle import load\n"
         f"net = load('smartnet_down_seg', bundle_dir={str(downloads)!r}, workflow_type='inference', "
-        "net_override={'encoder': 'resnet18', 'stem_stride': 2})\n"
-        "shipped = torch.load('models/model.pt', weights_only=True)\n"
+        "net_override={'encoder': 'resnet18', 'stem_stride': 2}, key_in_ckpt='model')\n"
+        "shipped = torch.load('models/model.pt', weights_only=True)['model']\n"
         "assert all(torch.equal(v, shipped[k]) for k, v in net.state_dict().items()), 'weights differ'\n"
         "import smartnet\nprint(type(net).__name__, smartnet.__file__)\n"
     )

@@ -56,6 +56,11 @@ def served_bundles(tiny_dataset, tmp_path_factory) -> Path:
         for item in ("configs", "docs", "LICENSE"):
             copy = shutil.copytree if (bundle / item).is_dir() else shutil.copy
             copy(bundle / item, root / bundle.name / item)
+        for config in ("train.json", "inference.json"):  # trained at 32 px: the configs say so (checked at load)
+            path = root / bundle.name / "configs" / config
+            settings = json.loads(path.read_text())
+            settings["image_size"] = SMALL_TRAINING["image_size"]
+            path.write_text(json.dumps(settings, indent=4) + "\n")
     dist = root / "dist"
     result = subprocess.run([sys.executable, "-m", "smartnet.cli", "release", "--out_dir", str(dist),
                              "--bundles_dir", str(root)], capture_output=True, text=True, encoding="utf-8")
