@@ -158,7 +158,8 @@ def _bundle_inference(bundle: Path, image: Path, out: Path) -> Path:
     shutil.copy(image, single / image.name)
     repo_bundle = {"smartnet_down_seg": DOWN_SEG, "smartnet_down_cls": DOWN_CLS}[bundle.name]
     run_bundle(repo_bundle, ["inference.json"], {"input": single, "output_dir": out / "result",
-                                                 "ckpt_path": bundle / "models" / "model.pt"}, bundle_root=out)
+                                                 "ckpt_path": bundle / "models" / "model.pt",
+                                                 "image_size": SMALL_TRAINING["image_size"]}, bundle_root=out)
     return out / "result"
 
 
