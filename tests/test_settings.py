@@ -24,6 +24,7 @@ def test_reference_and_demo_settings_pass():
     ({"operator": "lstm3d"}, "operator 'lstm3d'"),
     ({"init": "pretrained"}, "init 'pretrained'"),
     ({"init": "upstream", "load_pretrained": False, "freeze_encoder": True}, "frozen, randomly initialised"),
+    ({"init": "imagenet", "slice_head": True}, "slice_head keeps the upstream model's slice head"),
 ])
 def test_each_bad_setting_is_named(settings, phrase):
     with pytest.raises(SettingsError, match=phrase):

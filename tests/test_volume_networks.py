@@ -248,3 +248,56 @@ def test_frozen_decoder_stays_fixed_while_the_3d_head_trains():
     optimizer.step()
     assert all(torch.equal(before[k], v) for k, v in net.seg_decoder.state_dict().items())  # BN statistics too
     assert any(not torch.equal(a, b) for a, b in zip(head_before, net.volume_head.parameters()))
+
+
+def _upstream_slices(upstream, volume: torch.Tensor, head: str) -> torch.Tensor:
+    """The upstream model's ``head`` output for every slice of ``volume`` ``(B, C, H, W, D)``, stacked on the last
+    axis."""
+    return torch.stack([upstream.forward_heads(volume[..., i])[head] for i in range(volume.shape[-1])], dim=-1)
+
+
+def test_slice_head_models_start_from_the_upstream_decision(upstream_checkpoint):
+    """With ``slice_head`` the transferred models start exactly at the upstream's own outputs: the classifier at the
+    largest slice logit over the real slices, the segmenter at the 2D segmentation logits of every slice."""
+    upstream, path = upstream_checkpoint
+    upstream.eval()
+    torch.manual_seed(3)
+    volume, depths = torch.rand(2, 1, 64, 64, 5), torch.tensor([5, 3])
+    classifier = SmartNetVolumeClassifier(**SMALL, slice_head=True).eval()
+    report = load_pretrained(classifier, path, "encoder+cls_head")
+    assert {"cls_head.fc.weight", "cls_head.fc.bias"} <= set(report.loaded)
+    slice_logits = _upstream_slices(upstream, volume, "cls")[:, 0]  # (B, D)
+    expected = torch.stack([slice_logits[0].max(), slice_logits[1, :3].max()])  # padded slices take no part
+    with torch.no_grad():
+        assert torch.allclose(classifier(volume, depths)[:, 0], expected, atol=1e-5)
+        random_head = SmartNetVolumeClassifier(**SMALL, slice_head=True).eval()
+        load_pretrained(random_head, path, "encoder")  # the head not transferred: another decision
+        assert not torch.allclose(random_head(volume, depths)[:, 0], expected, atol=1e-3)
+
+    segmenter = SmartNetVolumeSegmenter(**SMALL, slice_head=True).eval()
+    load_pretrained(segmenter, path, "encoder+decoder+seg_head")
+    with torch.no_grad():
+        logits = segmenter(volume, depths)
+    upstream_logits = _upstream_slices(upstream, volume, "seg")
+    assert torch.allclose(logits[0], upstream_logits[0], atol=1e-5)
+    assert torch.allclose(logits[1, ..., :3], upstream_logits[1, ..., :3], atol=1e-5)
+
+
+def test_slice_head_models_train_the_correction_and_script():
+    torch.manual_seed(0)
+    for model, target in ((SmartNetVolumeClassifier(**SMALL, slice_head=True), torch.ones(1, 1)),
+                          (SmartNetVolumeSegmenter(**SMALL, slice_head=True), torch.ones(1, 1, 32, 32, 4))):
+        head = model.head if isinstance(model, SmartNetVolumeClassifier) else model.volume_head[-1]
+        assert not head.weight.any()  # the 3D operator starts as a zero correction
+        model.train()
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(torch.rand(1, 1, 32, 32, 4)), target)
+        loss.backward()
+        optimizer.step()
+        assert head.weight.any()
+        scripted = torch.jit.script(model.eval())
+        volume = torch.rand(1, 1, 32, 32, 4)
+        with torch.no_grad():
+            assert torch.allclose(scripted(volume), model(volume), atol=1e-5)
+    # off by default: the reference architecture
+    assert SmartNetVolumeClassifier(**SMALL).cls_head is None and SmartNetVolumeSegmenter(**SMALL).seg_head is None

@@ -56,6 +56,7 @@ def check_settings(
     freeze_encoder: Optional[bool] = None,
     finetune: Optional[bool] = None,
     resume: Optional[bool] = None,
+    slice_head: Optional[bool] = None,
 ) -> None:
     """Raise ``SettingsError`` listing every problem of the given settings (``None`` = not a setting of this bundle).
 
@@ -66,6 +67,7 @@ def check_settings(
         operator: the volume classifier's 3D operator.
         init, load_pretrained, freeze_encoder, finetune, resume: downstream initialisation (``upstream`` or
             ``imagenet`` without loading the weights, fine-tuning or resuming would train on a frozen random encoder).
+        slice_head: keep the upstream's slice head in a volume model (needs ``init`` ``upstream``).
     """
     problems: list[str] = []
     _choice(problems, "encoder", encoder, ENCODERS)
@@ -86,6 +88,9 @@ def check_settings(
     if init in ("upstream", "imagenet") and load_pretrained is False and freeze_encoder and not (finetune or resume):
         problems.append(f"init {init!r} with load_pretrained false would train on a frozen, randomly initialised "
                         "encoder; set load_pretrained true, or init 'scratch'")
+    if slice_head and init is not None and init != "upstream":
+        problems.append(f"slice_head keeps the upstream model's slice head, but init is {init!r}; set slice_head "
+                        "false, or init 'upstream'")
     if problems:
         raise SettingsError("; ".join(problems))
 

@@ -16,6 +16,7 @@ from torch import nn
 from .decoders import UNetDecoder
 from .encoders import ResNetEncoder
 from .freezing import EncoderFreezingMixin
+from .heads import ClassificationHead, ConvHead
 from .slice_folding import fold_slices, unfold_slices, valid_slice_mask
 from .volume_operators import OPERATORS, build_operator
 
@@ -96,6 +97,10 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         fc_features: width of the layer before the logit (512).
         dropout: dropout before the logit (0.5).
         chunk_size: slices encoded per encoder call; 0 = all slices of the batch at once.
+        slice_head: keep the upstream's slice classification head (``cls_head``, transferred with load type
+            ``encoder+cls_head``): the volume logit is then the maximum slice logit over the real slices plus the 3D
+            operator's output, whose last layer starts at zero, so training starts from the upstream's own
+            "most suspicious slice" decision and the operator learns a correction. Not in the original (``False``).
 
     With the defaults the parameter count is 40,820,673, as in the original.
     """
@@ -112,6 +117,7 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         fc_features: int = 512,
         dropout: float = 0.5,
         chunk_size: int = 0,
+        slice_head: bool = False,
     ) -> None:
         super().__init__()
         self.frozen_stages = []  # encoder stages kept frozen (see EncoderFreezingMixin)
@@ -124,6 +130,10 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         self.act = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(fc_features, 1)
+        self.cls_head = ClassificationHead(self.encoder.out_channels[-1], dropout) if slice_head else None
+        if self.cls_head is not None:  # the operator starts as a zero correction of the slice decision
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.encoder(slices)[-1]), 1)
@@ -137,8 +147,21 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         if not torch.jit.is_scripting():
             volume = _plain_tensor(volume)
         checked = _check_depths(volume, depths)
-        pooled = self.operator(self.slice_features(volume, checked), checked)
-        return self.head(self.dropout(self.act(self.fc(pooled))))
+        features = self.slice_features(volume, checked)
+        logit = self.head(self.dropout(self.act(self.fc(self.operator(features, checked)))))
+        if self.cls_head is None:
+            return logit
+        return logit + self.max_slice_logit(features, checked)
+
+    def max_slice_logit(self, features: torch.Tensor, depths: Optional[torch.Tensor]) -> torch.Tensor:
+        """``(B, 1)``: the slice head's largest logit over the real slices of ``features`` ``(B, D, F)``."""
+        if self.cls_head is None:
+            raise RuntimeError("the model has no slice head (slice_head=False)")
+        logits = self.cls_head.fc(features)[..., 0]  # (B, D); pooled features, no dropout (a fixed decision)
+        if depths is not None:
+            mask = valid_slice_mask(depths, features.shape[0], features.shape[1], features.device)
+            logits = logits.masked_fill(~mask, float("-inf"))
+        return logits.amax(dim=1, keepdim=True)
 
 
 class ConvBNReLU3d(nn.Sequential):
@@ -164,12 +187,16 @@ class SmartNetVolumeSegmenter(_SliceEncodingModel):
         freeze_decoder: keep the (transferred) 2D seg decoder fixed (no gradients, batch norm in eval mode), so that
             only the 3D head (and any unfrozen encoder stage) trains: a step then needs no backward pass through the
             full-resolution decoder, about 3x cheaper on a CPU. The original trains the decoder (``False``).
+        slice_head: keep the upstream's 2D segmentation head (``seg_head``, transferred with load type
+            ``encoder+decoder+seg_head``): the voxel logits are then the slice head's logits of every slice plus the
+            3D head's output, whose last convolution starts at zero, so training starts from the upstream's own
+            masks and the 3D convolutions learn a correction across slices. Not in the original (``False``).
 
     With the defaults the parameter count is 32,529,302, as in the original (3D part: 14,353).
     """
 
     def __init__(self, encoder: str = "resnet50", in_channels: int = 1, stem_stride: int = 1, chunk_size: int = 0,
-                 freeze_decoder: bool = False) -> None:
+                 freeze_decoder: bool = False, slice_head: bool = False) -> None:
         super().__init__()
         self.frozen_stages = []  # encoder stages kept frozen (see EncoderFreezingMixin)
         self.encoder = ResNetEncoder(encoder, in_channels=in_channels, stem_stride=stem_stride)
@@ -177,6 +204,10 @@ class SmartNetVolumeSegmenter(_SliceEncodingModel):
         self.chunk_size = int(chunk_size)
         self.seg_decoder = UNetDecoder(self.encoder.out_channels, stem_stride)
         self.volume_head = nn.Sequential(ConvBNReLU3d(16, 16), ConvBNReLU3d(16, 16), nn.Conv3d(16, 1, 3, padding=1))
+        self.seg_head = ConvHead(16, 1) if slice_head else None
+        if self.seg_head is not None:  # the 3D head starts as a zero correction of the slice head's logits
+            nn.init.zeros_(self.volume_head[-1].weight)
+            nn.init.zeros_(self.volume_head[-1].bias)
         for m in self.seg_decoder.modules():  # the upstream decoder's initialisation, for training without transfer
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
@@ -206,13 +237,27 @@ class SmartNetVolumeSegmenter(_SliceEncodingModel):
             volume = _plain_tensor(volume)
         checked = _check_depths(volume, depths)
         x = self.slice_features(volume, checked)
+        slice_logits = self.slice_head_logits(x)
         if checked is None:  # no padding: nothing to hold at zero
-            return self.volume_head(x)
-        real = valid_slice_mask(checked, volume.shape[0], volume.shape[-1], volume.device)
-        real = real[:, None, None, None, :].to(volume.dtype)
-        last = len(self.volume_head) - 1
-        for i, layer in enumerate(self.volume_head):
-            x = layer(x)
-            if i < last:
-                x = x * real  # padded slices stay zero, as the convolution's own zero padding beyond D
-        return x
+            out = self.volume_head(x)
+        else:
+            real = valid_slice_mask(checked, volume.shape[0], volume.shape[-1], volume.device)
+            real = real[:, None, None, None, :].to(volume.dtype)
+            last = len(self.volume_head) - 1
+            out = x
+            for i, layer in enumerate(self.volume_head):
+                out = layer(out)
+                if i < last:
+                    out = out * real  # padded slices stay zero, as the convolution's own zero padding beyond D
+        if slice_logits is None:
+            return out
+        return out + slice_logits
+
+    def slice_head_logits(self, features: torch.Tensor) -> Optional[torch.Tensor]:
+        """``(B, 1, H, W, D)`` logits of the 2D slice head for decoder features ``(B, 16, H, W, D)``; ``None``
+        without a slice head."""
+        if self.seg_head is None:
+            return None
+        b, c, h, w, d = features.shape
+        slices = features.permute(0, 4, 1, 2, 3).reshape(b * d, c, h, w)
+        return self.seg_head(slices).reshape(b, d, 1, h, w).permute(0, 2, 3, 4, 1)

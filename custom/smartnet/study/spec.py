@@ -185,7 +185,11 @@ def load_study(path: str | Path) -> Study:
             if source is not None:
                 parts += [source[0], _cons_tag(source[1])]
                 if task == "seg" and "seg" not in VARIANTS[source[0]]:
-                    knobs["load_type"] = "encoder"  # no upstream seg decoder to transfer
+                    knobs.update(load_type="encoder", slice_head=False)  # no upstream seg decoder or head
+                if task == "cls" and "cls" not in VARIANTS[source[0]]:
+                    knobs["slice_head"] = False  # no upstream slice classification head to keep
+            else:
+                knobs["slice_head"] = False  # a slice head comes from an upstream model only
             if operator is not None:
                 parts.append(operator)
                 knobs["operator"] = operator
