@@ -3,7 +3,8 @@
 Serves every bundle named in ``--conf models`` from ``<app>/model/<name>``:
 
 * segmentation bundles (``smartnet_down_seg``): MONAI Label's own ``BundleInferTask``, the label volume in the
-  input's geometry, and ``BundleTrainTask`` training that fine-tunes from the served ``models/model.pt`` when the
+  input's geometry (NIfTI written with nibabel, which keeps a gantry tilt's sheared affine; MONAI Label's default ITK
+  writer orthonormalises it and moves every voxel of a tilted scan), and ``BundleTrainTask`` training that fine-tunes from the served ``models/model.pt`` when the
   request asks for ``pretrained`` (MONAI Label's default) instead of restarting from the upstream checkpoint;
 * classification bundles (``smartnet_down_cls``: output type "probabilities" in the metadata): a classification
   infer task without MONAI Label's geometry restore (which crashes on a score vector); the answer is
@@ -19,18 +20,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Dict
+from typing import Any, Dict, Tuple
 
 import monailabel
 from monai.bundle import ConfigParser
 from monailabel.interfaces.app import MONAILabelApp
-from monailabel.interfaces.tasks.infer_v2 import InferTask
+from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.tasks.train.bundle import BundleTrainTask
+from monailabel.transform.writer import Writer
 from monailabel.utils.others.generic import get_bundle_models, strtobool
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,19 @@ class SmartNetInferTask(BundleInferTask):
 
     def _load_bundle_config(self, path, config):
         return _parse_with_profile(path, config, self.profile, self.const.key_bundle_root())
+
+    def writer(self, data: Dict[str, Any], extension=None, dtype=None) -> Tuple[Any, Any]:
+        """Segmentation labels as MONAI Label writes them, but NIfTI through nibabel: the affine is written as it is,
+        shear included (a gantry-tilted scan's label stays on the scan's voxels)."""
+        if self.type != InferType.SEGMENTATION:
+            return super().writer(data, extension, dtype)
+        if extension is not None:
+            data["result_extension"] = extension
+        if dtype is not None:
+            data["result_dtype"] = dtype
+        if self.labels is not None:
+            data["labels"] = self.labels
+        return Writer(label=self.output_label_key, json=self.output_json_key, nibabel=True)(data)
 
 
 class SmartNetTrainTask(BundleTrainTask):

@@ -25,7 +25,8 @@ def test_demo_data_then_datalist_then_validate(tmp_path):
     assert smartnet("datalist", str(out)).returncode == 0
     result = smartnet("validate", str(out / "datalist.json"))
     assert result.returncode == 0 and "look right" in result.stdout
-    assert json.loads((out / "generator.json").read_text())["anatomy"] == "phantom"
+    written = json.loads((out / "generator.json").read_text())  # what wrote the files, split sizes included
+    assert written["anatomy"] == "phantom" and [written[k] for k in ("n_train", "n_valid", "n_test")] == [2, 1, 1]
 
 
 def test_demo_data_with_head_anatomy_and_a_bad_anatomy(tmp_path):

@@ -44,6 +44,8 @@ def user_bundles(tiny_dataset, tiny_bundles_root, tmp_path_factory) -> Path:
     for name in NAMES:
         shutil.copytree(BUNDLES / name, root / name, ignore=shutil.ignore_patterns("models", "eval", "runs"))
         tiny = TINY_OVERRIDES if name == "smartnet_upstream" else TINY_DOWN_OVERRIDES
+        if name == "smartnet_down_seg":  # the demo profile's architecture: the upstream's 2D head kept
+            tiny = {**tiny, "slice_head": True}
         (root / name / "configs" / "tiny.json").write_text(json.dumps(tiny, indent=4) + "\n", encoding="utf-8")
     (root / "smartnet_upstream" / "models").mkdir()
     shutil.copy(tiny_bundles_root / "smartnet_upstream" / "models" / "model.pt", root / "smartnet_upstream" / "models")
@@ -58,8 +60,9 @@ def release(user_bundles, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     text = _ok(_run([sys.executable, "-m", "smartnet.cli", "release", "--out_dir", out,
                      "--bundles_dir", user_bundles]))
-    # the tiny network is the demo profile's (ResNet-18, stride-2 stem): the first profile that loads is named
-    assert f"smartnet_down_seg_v{VERSION}.zip: weights packed, weights need configs/demo.json" in text
+    # the tiny network is the demo profile's (ResNet-18, stride-2 stem, slice head), but trained at 32 px: the
+    # settings record names the profile the weights were trained with, not the first whose network loads them
+    assert f"smartnet_down_seg_v{VERSION}.zip: weights packed, weights need configs/tiny.json" in text
     assert f"smartnet_down_cls_v{VERSION}.zip: weights none" in text
     return out
 
@@ -181,7 +184,7 @@ def test_downloaded_bundle_runs_without_the_project(release, fresh_python, tiny_
     script = (
         "import torch\nfrom monai.bundle import load\n"
         f"net = load('smartnet_down_seg', bundle_dir={str(downloads)!r}, workflow_type='inference', "
-        "net_override={'encoder': 'resnet18', 'stem_stride': 2}, key_in_ckpt='model')\n"
+        "net_override={'encoder': 'resnet18', 'stem_stride': 2, 'slice_head': True}, key_in_ckpt='model')\n"
         "shipped = torch.load('models/model.pt', weights_only=True)['model']\n"
         "assert all(torch.equal(v, shipped[k]) for k, v in net.state_dict().items()), 'weights differ'\n"
         "import smartnet\nprint(type(net).__name__, smartnet.__file__)\n"

@@ -1,31 +1,39 @@
-"""Learning tests: the whole SMART-Net chain learns on held-out synthetic volumes.
+"""Learning tests: the whole SMART-Net chain learns on held-out synthetic volumes, at two training seeds.
 
-Every run goes through `python -m monai.bundle run` with the bundles' demo profiles (ResNet-18, stride-2 stem):
+Every run goes through `python -m monai.bundle run` with the bundles' demo profiles (ResNet-18, stride-2 stem, the
+volume models keeping the upstream's slice head: ``slice_head``):
 
-1. upstream multi-task training (8 epochs), evaluated on every slice of the test split: slice AUROC >= 0.90;
-2. the volume classifier (BiLSTM, the reference operator) from that upstream checkpoint: volume AUROC >= 0.90;
-3. the volume segmenter from the upstream encoder and decoder: mean Dice >= 0.5 on the test haemorrhage volumes.
+1. upstream multi-task training, evaluated on every slice of the test split: slice AUROC, sensitivity + specificity at
+   the operating point chosen on the validation split, reconstruction error;
+2. the volume classifier (BiLSTM, the reference operator) from that upstream checkpoint: volume AUROC and sensitivity
+   + specificity at its stored operating point;
+3. the volume segmenter from the upstream encoder, decoder and head: mean Dice on the test haemorrhage volumes and
+   false-positive mL on the haemorrhage-free ones.
 
-The data: 64 training / 8 validation / 16 test synthetic head CTs of 64 x 64 x 16 voxels (3.6 mm pixels) with
-intraparenchymal bleeds, half of them haemorrhage-free; the test split is never seen in training. At this tiny size
-the thin kinds (subdural crescents, epidural lenses against the skull, subarachnoid streaks, layering in 3-pixel
-ventricles) are a pixel or two wide and need far more than the few CPU minutes a test may take.
+A constant or non-learning model fails every one: AUROC 0.5, sensitivity + specificity 1.0, Dice 0 (or a false
+positive of the whole head). The data: 64 training / 8 validation / 16 test synthetic head CTs of 96 x 96 x 16 voxels
+(2.4 mm pixels) with bleeds of all five kinds, half of them haemorrhage-free, trained at 64 px; the test split is
+never seen in training.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from conftest import DOWN_CLS, DOWN_SEG, UPSTREAM, run_bundle
 
-THRESHOLD_AUROC = 0.90
-THRESHOLD_DICE = 0.5
+THRESHOLD_AUROC = 0.85
+THRESHOLD_DICE = 0.4
 THRESHOLD_J = 1.5  # sensitivity + specificity at the operating point (a constant output gives 1.0)
 THRESHOLD_FP_ML = 5.0  # mean false-positive lesion volume on haemorrhage-free test volumes, mL
+THRESHOLD_UPSTREAM_DICE = 0.3  # Dice over all lesion voxels of the test split, slice model
 COMMON = {"image_size": 64}
+SEEDS = (0, 1)
+UPSTREAM_EPOCHS = 8
 
 
 @pytest.fixture(scope="module")
@@ -33,62 +41,67 @@ def learning_dataset(tmp_path_factory) -> Path:
     from smartnet.data import write_demo_dataset
 
     root = tmp_path_factory.mktemp("learning_data")
-    write_demo_dataset(root, n_train=64, n_valid=8, n_test=16, size=64, depth=16, seed=2024, verbose=False,
-                       kinds=["intraparenchymal"])
+    write_demo_dataset(root, n_train=64, n_valid=8, n_test=16, size=96, depth=16, seed=2024, verbose=False)
     return root
 
 
-@pytest.fixture(scope="module")
-def bundles_root(learning_dataset, tmp_path_factory) -> Path:
-    """``<root>/smartnet_upstream`` trained and evaluated; the downstream bundles train as its siblings."""
-    root = tmp_path_factory.mktemp("learning_bundles")
+class Trained(NamedTuple):
+    """A folder laid out like ``bundles/`` with a trained and evaluated ``smartnet_upstream``, and its seed."""
+
+    root: Path
+    seed: int
+
+
+@pytest.fixture(scope="module", params=SEEDS, ids=[f"seed{s}" for s in SEEDS])
+def trained(request, learning_dataset, tmp_path_factory) -> Trained:
+    """The upstream trained at the parameter's seed and evaluated; the downstream bundles train as its siblings."""
+    root = tmp_path_factory.mktemp(f"learning_bundles_seed{request.param}")
     upstream = root / "smartnet_upstream"
-    data = {"dataset_dir": learning_dataset, **COMMON}
+    data = {"dataset_dir": learning_dataset, **COMMON, "seed": request.param}
     run_bundle(UPSTREAM, ["train.json", "demo.json"],
-               {**data, "epochs": 8, "val_interval": 2, "batch_size": 4, "slices_per_volume": 8,
-                "negative_fraction": 0.5, "warmup_epochs": 1}, bundle_root=upstream)
+               {**data, "epochs": UPSTREAM_EPOCHS, "val_interval": UPSTREAM_EPOCHS // 2, "batch_size": 4,
+                "slices_per_volume": 8, "negative_fraction": 0.5, "warmup_epochs": 1}, bundle_root=upstream)
     run_bundle(UPSTREAM, ["train.json", "demo.json", "evaluate.json"], data, bundle_root=upstream)
-    return root
+    return Trained(root, request.param)
 
 
 def _metrics(root: Path) -> dict:
     return json.loads((root / "eval" / "evaluation" / "metrics.json").read_text())["metrics"]
 
 
-def test_upstream_learns_slice_classification(bundles_root):
-    metrics = _metrics(bundles_root / "smartnet_upstream")
+def test_upstream_learns_slice_classification_and_segmentation(trained):
+    metrics = _metrics(trained.root / "smartnet_upstream")
     assert metrics["slice_auroc"] >= THRESHOLD_AUROC, metrics
     # at the operating point chosen on the validation split: a constant output has sensitivity + specificity = 1
     assert metrics["slice_sensitivity"] + metrics["slice_specificity"] >= THRESHOLD_J, metrics
+    assert metrics["dice"] >= THRESHOLD_UPSTREAM_DICE, metrics  # the segmentation head outlines lesions
     assert metrics["rec_mae"] < 0.2, metrics  # the reconstruction head learned too
 
 
-def _train_and_evaluate(bundle: Path, root: Path, dataset: Path, **train_overrides) -> dict:
-    data = {"dataset_dir": dataset, **COMMON}
+def _train_and_evaluate(bundle: Path, trained: Trained, dataset: Path, **train_overrides) -> dict:
+    root = trained.root / bundle.name
+    data = {"dataset_dir": dataset, **COMMON, "seed": trained.seed}
     run_bundle(bundle, ["train.json", "demo.json"], {**data, **train_overrides}, bundle_root=root)
     run_bundle(bundle, ["train.json", "demo.json", "evaluate.json"], data, bundle_root=root)
     return _metrics(root)
 
 
-def test_volume_classifier_learns_from_the_upstream_encoder(bundles_root, learning_dataset):
-    metrics = _train_and_evaluate(DOWN_CLS, bundles_root / "smartnet_down_cls", learning_dataset, epochs=16,
-                                  val_interval=4, learning_rate=3e-4, gradual_unfreeze=False)
+def test_volume_classifier_learns_from_the_upstream_encoder(trained, learning_dataset):
+    metrics = _train_and_evaluate(DOWN_CLS, trained, learning_dataset, epochs=8, val_interval=4)
     assert metrics["auroc"] >= THRESHOLD_AUROC, metrics
     assert metrics["sensitivity"] + metrics["specificity"] >= THRESHOLD_J, metrics  # at the stored operating point
 
 
-def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(bundles_root, learning_dataset):
-    metrics = _train_and_evaluate(DOWN_SEG, bundles_root / "smartnet_down_seg", learning_dataset, epochs=6,
-                                  val_interval=3, learning_rate=2e-3, min_lr_factor=1.0, gradual_unfreeze=False,
-                                  freeze_decoder=False)  # the decoder trains too: at 64 px the upstream Dice is low
+def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(trained, learning_dataset):
+    metrics = _train_and_evaluate(DOWN_SEG, trained, learning_dataset, epochs=4, val_interval=2)
     assert metrics["dice_mean"] >= THRESHOLD_DICE, metrics
     assert metrics["false_positive_ml_mean_normal"] <= THRESHOLD_FP_ML, metrics  # not "lesion" everywhere
 
 
-def test_bf16_inference_matches_fp32_on_the_trained_classifier(bundles_root, learning_dataset, tmp_path):
+def test_bf16_inference_matches_fp32_on_the_trained_classifier(trained, learning_dataset, tmp_path):
     """The CPU bf16 path (``precision: bf16``) of the trained volume classifier: every test volume's probability
     within 0.02 of fp32 (the documented tolerance), decisions at 0.5 unchanged but for probabilities that near."""
-    root = bundles_root / "smartnet_down_cls"
+    root = trained.root / DOWN_CLS.name
     if not (root / "models" / "model.pt").is_file():
         run_bundle(DOWN_CLS, ["train.json", "demo.json"], {"dataset_dir": learning_dataset, **COMMON, "epochs": 2,
                                                             "val_interval": 2}, bundle_root=root)

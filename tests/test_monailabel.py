@@ -211,6 +211,7 @@ def test_our_app_serves_the_classifier_and_fine_tunes_the_segmenter(monailabel_e
         shutil.copytree(served_bundles / name, app / "model" / name)
     image = sorted(studies.glob("*_img.nii.gz"))[0]
     image_id = image.name.replace(".nii.gz", "")
+    tilted = _tilted_copy(image, studies / "tilted_ct.nii.gz")
 
     with label_server(monailabel_env, app, studies, "smartnet_down_seg,smartnet_down_cls",
                       tmp_path / "server.log") as url:
@@ -218,6 +219,9 @@ def test_our_app_serves_the_classifier_and_fine_tunes_the_segmenter(monailabel_e
         assert info["models"]["smartnet_down_cls"]["type"] == "classification"
         assert info["models"]["smartnet_down_cls"]["labels"] == {"intracranial_hemorrhage": 0}
         assert set(info["trainers"]) == {"smartnet_down_seg"}
+
+        tilted_label = tmp_path / "tilted_label.nii.gz"
+        tilted_label.write_bytes(_infer(url, "smartnet_down_seg", "tilted_ct", "image"))
 
         answer = json.loads(_infer(url, "smartnet_down_cls", image_id, "json"))
         [prediction] = answer["prediction"]
@@ -232,3 +236,23 @@ def test_our_app_serves_the_classifier_and_fine_tunes_the_segmenter(monailabel_e
     ours = _bundle_inference(served_bundles / "smartnet_down_cls", image, tmp_path / "ours")
     [row] = json.loads((ours / "predictions.json").read_text(encoding="utf-8"))["volumes"]
     assert abs(row["probability"] - prediction["score"]) < 1e-4  # the served weights are the bundle's
+
+    # a gantry-tilted scan (sheared affine): the served label lies on the input's voxels, as our own inference's mask
+    label, source = nib.load(tilted_label), nib.load(tilted)
+    assert label.shape == source.shape
+    assert np.allclose(label.affine, source.affine, atol=1e-3), (label.affine, source.affine)
+    ours = _bundle_inference(served_bundles / "smartnet_down_seg", tilted, tmp_path / "ours_tilted")
+    mask = nib.load(ours / "tilted_ct_seg.nii.gz")
+    assert np.allclose(mask.affine, source.affine, atol=1e-3)
+    assert np.array_equal(np.asarray(mask.dataobj).astype(np.uint8), np.asarray(label.dataobj).astype(np.uint8))
+
+
+def _tilted_copy(image: Path, out: Path, degrees: float = 20.0) -> Path:
+    """``image`` with the affine of a scan acquired at a gantry tilt: each slice shifted along y by
+    tan(tilt) x the slice spacing (a shear, as a tilted DICOM series converts to NIfTI)."""
+    source = nib.load(image)
+    affine = source.affine.copy()
+    affine[1, 2] += np.tan(np.radians(degrees)) * abs(affine[2, 2])
+    nib.save(nib.Nifti1Image(np.asarray(source.dataobj), affine), out)
+    assert not np.allclose(nib.load(out).affine, source.affine)  # the shear survives the round trip
+    return out

@@ -28,6 +28,8 @@ from .data.validation import validate_datalist
 __all__ = ["main", "demo", "demo_data", "datalist", "validate", "release", "report", "real_check"]
 
 DEFAULT_DATA_DIR = "~/smartnet_data/demo"
+# the demo's split sizes: 16 validation volumes for the operating points and the best checkpoint, 16 test volumes
+DEMO_SPLITS = {"n_train": 40, "n_valid": 16, "n_test": 16}
 REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 
 
@@ -166,7 +168,7 @@ def demo(
 ) -> dict:
     """The main job on built-in demo data: the whole SMART-Net chain, ending with the test metrics and output paths.
 
-    Writes 56 synthetic volumes (40 train / 8 valid / 8 test) unless they exist, then for each stage trains with the
+    Writes 72 synthetic volumes (``DEMO_SPLITS``: 40 train / 16 valid / 16 test) unless they exist, then for each stage trains with the
     bundle's CPU demo profile (``configs/demo.json``: ResNet-18, stride-2 stem, 96 px, a few epochs), evaluates on
     the held-out test split and runs inference on its images: the upstream multi-task model, then the volume
     classifier and the volume segmenter, both starting from the upstream weights just trained.
@@ -198,12 +200,12 @@ def demo(
         _fail(f"{upstream_weights} does not exist: run the upstream stage first (--stages upstream,cls,seg)")
     data = Path(data_dir).expanduser()
     written = data / "generator.json"  # what the data in data_dir was generated with
-    wanted = {"anatomy": anatomy, "size": size}
+    wanted = {"anatomy": anatomy, "size": size, **DEMO_SPLITS}
     stale = written.is_file() and {k: json.loads(written.read_text()).get(k) for k in wanted} != wanted
     if stale:
         print(f"the demo data in {data} was generated with other settings than {wanted}: writing it again")
     if regenerate or stale or not (data / "datalist.json").is_file():
-        demo_data(str(data), n_train=40, n_valid=8, n_test=8, size=size, anatomy=anatomy)
+        demo_data(str(data), size=size, anatomy=anatomy, **DEMO_SPLITS)
     else:
         print(f"using the demo data in {data} (pass --regenerate to write it again)")
 

@@ -89,16 +89,22 @@ def _profiles(bundle_dir: Path) -> list[str]:
 
 
 def weights_profile(bundle_dir: Path, weights: Path) -> str | None:
-    """The profile under which ``weights`` load strictly into the inference ``network_def``: ``None`` for the default
-    configs, else the name of a ``configs/<profile>.json`` override. Raises ReleaseError when none fits."""
+    """The profile under which ``weights`` load strictly into the inference ``network_def`` and whose settings equal
+    the settings record of the checkpoint (image size, HU windows ...: what changes the weights' meaning but no
+    tensor shape): ``None`` for the default configs, else the name of a ``configs/<profile>.json`` override. Raises
+    ReleaseError when none fits."""
     from monai.bundle import ConfigParser
 
+    from .checkpoints import load_checkpoint
     from .networks.transfer import TransferError, read_state_dict
+    from .settings import settings_mismatches
 
     try:
         state = read_state_dict(weights)
     except TransferError as error:
         raise ReleaseError(str(error)) from error
+    checkpoint = load_checkpoint(weights)
+    recorded = checkpoint.get("settings") if isinstance(checkpoint, dict) else None
     problems = []
     for profile in [None, *_profiles(bundle_dir)]:
         files = [bundle_dir / "configs" / "inference.json"]
@@ -108,12 +114,19 @@ def weights_profile(bundle_dir: Path, weights: Path) -> str | None:
         parser.read_config([str(f) for f in files])
         parser["bundle_root"] = str(bundle_dir)
         network = parser.get_parsed_content("network_def")
+        name = "defaults" if profile is None else profile + ".json"
         try:
             network.load_state_dict(state, strict=True)
-            return profile
         except RuntimeError as error:
-            first_line = str(error).splitlines()[0]
-            problems.append(f"{'defaults' if profile is None else profile + '.json'}: {first_line}")
+            detail = " ".join(line.strip() for line in str(error).splitlines()[1:2])  # the keys that differ
+            problems.append(f"{name}: the network does not fit the weights ({detail[:200]})")
+            continue
+        differ = settings_mismatches(recorded, parser.get_parsed_content("settings_record").state_dict()) \
+            if isinstance(recorded, dict) and "settings_record" in parser else []
+        if not differ:
+            return profile
+        problems.append(f"{name}: the network fits, but the weights were trained with other settings: "
+                        + "; ".join(differ))
     raise ReleaseError(
         f"{weights} does not load into the inference network of {bundle_dir.name} under any profile:\n  "
         + "\n  ".join(problems)

@@ -66,6 +66,7 @@ def write_demo_dataset(
                 drawn = ", ".join(vol.kinds) or "no haemorrhage"
                 print(f"  {split}/{case}: {vol.image.shape}, {int(vol.mask.sum())} lesion voxels ({drawn})", flush=True)
     (root / "kinds.json").write_text(json.dumps(kinds_of, indent=4) + "\n")  # kinds of bleed per case
-    settings = {"anatomy": anatomy, "size": size, "depth": depth, "seed": seed, "kinds": list(kinds)}
+    settings = {"anatomy": anatomy, "size": size, "depth": depth, "seed": seed, "kinds": list(kinds),
+                "n_train": n_train, "n_valid": n_valid, "n_test": n_test, "hemorrhage_fraction": hemorrhage_fraction}
     (root / "generator.json").write_text(json.dumps(settings, indent=4) + "\n")  # what wrote these files
     return write_datalist(root)

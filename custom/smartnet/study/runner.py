@@ -136,7 +136,7 @@ def _prepare_data(study: Study) -> None:
         if study.demo_data and written.is_file():
             settings = json.loads(written.read_text())
             wanted = {"anatomy": "phantom", **study.demo_data}
-            differ = {k: (settings.get(k), v) for k, v in wanted.items() if k in settings and settings[k] != v}
+            differ = {k: (settings.get(k), v) for k, v in wanted.items() if settings.get(k) != v}
             if differ:
                 raise SystemExit(f"the demo data in {study.dataset_dir} were generated with other settings "
                                  f"(written, wanted: {differ}); delete the folder or change dataset_dir")
