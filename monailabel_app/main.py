@@ -68,10 +68,25 @@ class SmartNetInferTask(BundleInferTask):
 
     def __init__(self, path: str, conf: Dict[str, str], **kwargs) -> None:
         self.profile = conf.get("smartnet_profile") or None
+        kwargs.setdefault("load_strict", True)  # a tensor the weights lack (a slice head...) is an error, not random
         super().__init__(path, conf, **kwargs)
+        if getattr(self, "bundle_config", None) is not None:
+            self._check_recorded_settings()
 
     def _load_bundle_config(self, path, config):
         return _parse_with_profile(path, config, self.profile, self.const.key_bundle_root())
+
+    def _check_recorded_settings(self) -> None:
+        """Refuse to serve weights trained with other settings than the served configs (image size, HU windows,
+        CLAHE, orientation...: they change what the weights mean but no tensor shape). Raises the bundle's
+        ``CheckpointError`` naming each difference; a checkpoint without a record is served with a warning."""
+        model_path = os.path.join(self.bundle_path, "models", self.const.model_pytorch())
+        if not os.path.exists(model_path):
+            return
+        record = self.bundle_config.get_parsed_content("settings_record")  # imports the bundle's smartnet copy
+        from smartnet.checkpoints import check_recorded_settings, load_checkpoint
+
+        check_recorded_settings(load_checkpoint(model_path), record, model_path)
 
     def writer(self, data: Dict[str, Any], extension=None, dtype=None) -> Tuple[Any, Any]:
         """Segmentation labels as MONAI Label writes them, but NIfTI through nibabel: the affine is written as it is,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -255,3 +256,23 @@ def test_dicom_rescale_intercept_is_honoured(tmp_path):
     write_dicom_series(volume + 1024, affine, tmp_path / "raw", rescale_intercept=None)
     problems = validate_entries([{"image": str(tmp_path / "raw")}], require_label=False)
     assert len(problems) == 1 and "without the rescale slope/intercept" in problems[0]
+
+
+def test_mixed_demo_dataset_alternates_phantom_and_head_within_each_class(tmp_path):
+    """``anatomy="mixed"``: in every split the haemorrhage cases and the lesion-free cases each alternate phantom,
+    head, phantom...: the files are exactly those volumes, drawn in order from the dataset's seed."""
+    from smartnet.data import write_demo_dataset
+
+    write_demo_dataset(tmp_path, n_train=4, n_valid=2, n_test=1, size=48, depth=6, seed=5, verbose=False,
+                       anatomy="mixed")
+    rng = np.random.default_rng(5)
+    expected = ["phantom", "head", "phantom", "head", "phantom", "phantom"]  # train: 2 + 2, valid: 1 + 1
+    hemo = [True, True, False, False, True, False]
+    files = sorted((tmp_path / "train").glob("*_img.nii.gz")) + sorted((tmp_path / "valid").glob("*_img.nii.gz"))
+    assert len(files) == 6
+    for path, anatomy, has_bleed in zip(files, expected, hemo):
+        volume = make_volume(rng, has_bleed, size=48, depth=6, anatomy=anatomy)
+        assert np.array_equal(np.asarray(nib.load(path).dataobj), volume.image), (path.name, anatomy)
+    assert json.loads((tmp_path / "generator.json").read_text())["anatomy"] == "mixed"
+    with pytest.raises(ValueError, match="anatomy"):
+        write_demo_dataset(tmp_path / "bad", n_train=1, n_valid=1, n_test=1, size=32, depth=4, anatomy="skull")

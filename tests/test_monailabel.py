@@ -256,3 +256,34 @@ def _tilted_copy(image: Path, out: Path, degrees: float = 20.0) -> Path:
     nib.save(nib.Nifti1Image(np.asarray(source.dataobj), affine), out)
     assert not np.allclose(nib.load(out).affine, source.affine)  # the shear survives the round trip
     return out
+
+
+def test_our_app_refuses_weights_trained_with_other_settings(monailabel_env, served_bundles, tmp_path):
+    """MONAI Label loads the weights itself (not through the bundle's checked loader): our infer task loads them
+    strictly and compares their settings record with the served configs, so weights trained at another image size
+    are refused when the server starts instead of segmenting garbage."""
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(APP)!r})\n"
+        "from main import SmartNetInferTask\n"
+        "try:\n"
+        "    task = SmartNetInferTask(sys.argv[1], {}, type='segmentation')\n"
+        "except Exception as error:\n"
+        "    print('REFUSED', type(error).__name__, error)\n"
+        "else:\n"
+        "    print('SERVED', task.is_valid())\n"
+    )
+    outputs = {}
+    for size in (SMALL_TRAINING["image_size"], 2 * SMALL_TRAINING["image_size"]):
+        bundle = tmp_path / f"size{size}" / "smartnet_down_seg"
+        shutil.copytree(served_bundles / "smartnet_down_seg", bundle)
+        config = bundle / "configs" / "inference.json"
+        settings = json.loads(config.read_text())
+        settings["image_size"] = size
+        config.write_text(json.dumps(settings, indent=4) + "\n")
+        result = subprocess.run([str(monailabel_env / "bin" / "python"), "-c", script, str(bundle)],
+                                capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
+        outputs[size] = result.stdout + result.stderr
+    assert "SERVED True" in outputs[SMALL_TRAINING["image_size"]], outputs[SMALL_TRAINING["image_size"]][-3000:]
+    refused = outputs[2 * SMALL_TRAINING["image_size"]]
+    assert "REFUSED CheckpointError" in refused and "image_size" in refused, refused[-3000:]

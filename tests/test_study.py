@@ -44,6 +44,9 @@ def test_demo_and_paper_study_files_expand_to_the_intended_arms():
     assert len(upstream) == (2 * 2 + 5) * 3
     seg_from_cls_only = next(a for a in paper.arms if a.id == "seg-upstream-single_cls-nocons-s0")
     assert seg_from_cls_only.overrides["load_type"] == "encoder"  # that upstream has no seg decoder
+    assert seg_from_cls_only.overrides["slice_head"] is False  # nor a 2D segmentation head to keep
+    assert next(a for a in demo.arms if a.id == "cls-scratch-lstm-s1").overrides["slice_head"] is False
+    assert "slice_head" not in arm.overrides  # an upstream with both heads: the profile decides
     assert "load_type" not in next(a for a in paper.arms if a.id == "seg-upstream-smartnet-cons-s0").overrides
     assert {a.overrides["imagenet_path"] for a in paper.arms if a.init == "imagenet"} == \
         {os.path.expanduser("~/smartnet_data/imagenet/resnet50.pth")}

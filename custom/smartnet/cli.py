@@ -56,16 +56,15 @@ def demo_data(
         size: in-plane matrix (512 = realistic ~0.45 mm pixels; smaller is faster).
         depth: slices per volume (random 28-40 when not given).
         seed: random seed; the same arguments always give the same files.
-        anatomy: ``phantom`` (ellipsoid phantom, quick to learn) or ``head`` (realistic head with the normal
-            structures that mimic blood; see docs/training-at-small-scale.md).
+        anatomy: ``phantom`` (ellipsoid phantom, quick to learn), ``head`` (realistic head with the normal
+            structures that mimic blood; see docs/training-at-small-scale.md) or ``mixed`` (both, alternating).
 
     Returns the datalist path.
     """
-    from .data.demo import ANATOMIES
-    from .data.demo_dataset import write_demo_dataset
+    from .data.demo_dataset import DATASET_ANATOMIES, write_demo_dataset
 
-    if anatomy not in ANATOMIES:
-        _fail(f"unknown anatomy {anatomy!r}; choose from {', '.join(ANATOMIES)}")
+    if anatomy not in DATASET_ANATOMIES:
+        _fail(f"unknown anatomy {anatomy!r}; choose from {', '.join(DATASET_ANATOMIES)}")
     print(f"writing {n_train + n_valid + n_test} synthetic head CT volumes ({size}x{size}) to {output_dir}", flush=True)
     path = write_demo_dataset(output_dir, n_train, n_valid, n_test, size=size, depth=depth, seed=seed, anatomy=anatomy)
     print(f"datalist: {path}")
@@ -182,8 +181,9 @@ def demo(
             ``smartnet demo-data``).
         epochs: override every demo profile's number of epochs.
         regenerate: write the demo data again even if it exists.
-        anatomy: ``phantom`` (ellipsoid phantom, the default) or ``head`` (realistic head anatomy with the normal
-            structures that mimic blood; much harder at demo scale, see docs/training-at-small-scale.md).
+        anatomy: ``phantom`` (ellipsoid phantom, the default), ``head`` (realistic head anatomy with the normal
+            structures that mimic blood; much harder at demo scale, see docs/training-at-small-scale.md) or ``mixed``
+            (both, alternating).
     """
     start = time.time()
     chosen = [s.strip() for s in stages.split(",")] if isinstance(stages, str) else list(stages)

@@ -11,9 +11,12 @@ import nibabel as nib
 import numpy as np
 
 from .datalist import write_datalist
-from .demo import HEMORRHAGE_KINDS, make_volume
+from .demo import ANATOMIES, HEMORRHAGE_KINDS, make_volume
 
-__all__ = ["write_demo_dataset", "save_nifti"]
+__all__ = ["DATASET_ANATOMIES", "write_demo_dataset", "save_nifti"]
+
+# a dataset's anatomy: one of make_volume's, or "mixed" (phantom and head volumes alternating within each class)
+DATASET_ANATOMIES = ANATOMIES + ("mixed",)
 
 
 def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
@@ -44,8 +47,11 @@ def write_demo_dataset(
     Half of each split (rounded up) has haemorrhage by default. ``kinds.json`` beside the datalist names the kinds of
     bleed drawn in each case (for Dice per kind), ``generator.json`` the settings that wrote the files. Case names
     are ``case0001_hemo`` / ``case0002_normal``. ``kinds`` restricts the haemorrhage kinds drawn; ``anatomy`` is
-    ``phantom`` or ``head`` (see ``make_volume``). The same arguments always write the same files.
+    ``phantom`` or ``head`` (see ``make_volume``), or ``mixed``: phantoms and heads alternating within the haemorrhage
+    and the lesion-free cases of every split. The same arguments always write the same files.
     """
+    if anatomy not in DATASET_ANATOMIES:
+        raise ValueError(f"anatomy must be one of {DATASET_ANATOMIES}, got {anatomy!r}")
     root = Path(root).expanduser()
     rng = np.random.default_rng(seed)
     index = 0
@@ -57,7 +63,8 @@ def write_demo_dataset(
         for i in range(count):
             index += 1
             hemo = i < n_hemo
-            vol = make_volume(rng, hemo, size=size, depth=depth, kinds=kinds, anatomy=anatomy)
+            drawn_anatomy = anatomy if anatomy != "mixed" else ANATOMIES[(i if hemo else i - n_hemo) % 2]
+            vol = make_volume(rng, hemo, size=size, depth=depth, kinds=kinds, anatomy=drawn_anatomy)
             case = f"case{index:04d}_{'hemo' if hemo else 'normal'}"
             save_nifti(vol.image, vol.affine, folder / f"{case}_img.nii.gz")
             save_nifti(vol.mask, vol.affine, folder / f"{case}_mask.nii.gz")
