@@ -4,15 +4,17 @@ Serves every bundle named in ``--conf models`` from ``<app>/model/<name>``:
 
 * segmentation bundles (``smartnet_down_seg``): MONAI Label's own ``BundleInferTask``, the label volume in the
   input's geometry (NIfTI written with nibabel, which keeps a gantry tilt's sheared affine; MONAI Label's default ITK
-  writer orthonormalises it and moves every voxel of a tilted scan), and ``BundleTrainTask`` training that fine-tunes from the served ``models/model.pt`` when the
-  request asks for ``pretrained`` (MONAI Label's default) instead of restarting from the upstream checkpoint;
+  writer orthonormalises it and moves every voxel of a tilted scan), and ``BundleTrainTask`` training that fine-tunes
+  from the served ``models/model.pt`` when the request asks for ``pretrained`` (MONAI Label's default) instead of
+  restarting from the upstream checkpoint;
 * classification bundles (``smartnet_down_cls``: output type "probabilities" in the metadata): a classification
   infer task without MONAI Label's geometry restore (which crashes on a score vector); the answer is
   ``{"prediction": [{"idx": 0, "label": "intracranial_hemorrhage", "score": p}]}`` with ``p`` the ICH probability.
 
 ``--conf smartnet_profile <name>`` layers ``configs/<name>.json`` of each bundle over its configs (e.g. ``demo`` for
-weights trained with the demo profile); without it the configs' defaults (the reference architecture) must fit the
-weights.
+weights trained with the demo profile). Without it each bundle's profile is picked from its weights, as ``smartnet
+release`` does: the default configs or the ``configs/*.json`` profile whose network loads the weights strictly and
+whose settings equal the settings record the weights carry; weights that no profile fits are refused.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Dict, Tuple
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
 
 import monailabel
 from monai.bundle import ConfigParser
@@ -48,6 +52,25 @@ def _with_profile(path: str, config: str, profile: str | None) -> list[str]:
     return [config, extra]
 
 
+def _profile_for(path: str, conf: Dict[str, str]) -> Optional[str]:
+    """The profile to serve the bundle at ``path`` with: ``--conf smartnet_profile`` when given, else the one its
+    weights need (``smartnet.release.weights_profile``, from the bundle's own copy of the package); ``None`` for the
+    default configs or a bundle without weights. Raises the package's ``ReleaseError`` when no profile fits."""
+    if conf.get("smartnet_profile"):
+        return conf["smartnet_profile"]
+    model = Path(path) / "models" / "model.pt"
+    if not model.is_file():
+        return None
+    if path not in sys.path:
+        sys.path.insert(0, path)  # a released bundle carries the smartnet package
+    from smartnet.release import weights_profile
+
+    profile = weights_profile(Path(path), model)
+    chosen = "the default configs" if profile is None else f"configs/{profile}.json"
+    logger.info(f"{os.path.basename(path)}: serving the weights with {chosen}")
+    return profile
+
+
 def _parse_with_profile(path: str, config: str, profile: str | None, bundle_root_key: str) -> ConfigParser:
     """The bundle config (with the profile layered over it) as MONAI Label parses it: ``bundle_root`` = ``path``."""
     parser = ConfigParser()
@@ -67,7 +90,7 @@ class SmartNetInferTask(BundleInferTask):
     """``BundleInferTask`` reading the bundle's inference config with an optional profile layered over it."""
 
     def __init__(self, path: str, conf: Dict[str, str], **kwargs) -> None:
-        self.profile = conf.get("smartnet_profile") or None
+        self.profile = _profile_for(path, conf)
         kwargs.setdefault("load_strict", True)  # a tensor the weights lack (a slice head...) is an error, not random
         super().__init__(path, conf, **kwargs)
         if getattr(self, "bundle_config", None) is not None:
@@ -108,7 +131,7 @@ class SmartNetTrainTask(BundleTrainTask):
     multi-GPU rounds write their own merged config and use the configs' defaults)."""
 
     def __init__(self, path: str, conf: Dict[str, str], **kwargs) -> None:
-        self.profile = conf.get("smartnet_profile") or None
+        self.profile = _profile_for(path, conf)
         self._request: dict = {}
         super().__init__(path, conf, **kwargs)
 

@@ -258,32 +258,41 @@ def _tilted_copy(image: Path, out: Path, degrees: float = 20.0) -> Path:
     return out
 
 
-def test_our_app_refuses_weights_trained_with_other_settings(monailabel_env, served_bundles, tmp_path):
-    """MONAI Label loads the weights itself (not through the bundle's checked loader): our infer task loads them
-    strictly and compares their settings record with the served configs, so weights trained at another image size
-    are refused when the server starts instead of segmenting garbage."""
+def test_our_app_picks_the_profile_from_the_weights_and_refuses_a_mismatch(monailabel_env, served_bundles, tmp_path):
+    """MONAI Label loads the weights itself (not through the bundle's checked loader). Our infer task picks the
+    profile the weights need from their settings record (as ``smartnet release`` does), loads them strictly, and
+    refuses weights that no profile fits, or that the profile given with ``smartnet_profile`` does not fit, when the
+    server starts, instead of segmenting garbage."""
     script = (
         "import sys\n"
         f"sys.path.insert(0, {str(APP)!r})\n"
         "from main import SmartNetInferTask\n"
+        "conf = {'smartnet_profile': sys.argv[2]} if len(sys.argv) > 2 else {}\n"
         "try:\n"
-        "    task = SmartNetInferTask(sys.argv[1], {}, type='segmentation')\n"
+        "    task = SmartNetInferTask(sys.argv[1], conf, type='segmentation')\n"
         "except Exception as error:\n"
         "    print('REFUSED', type(error).__name__, error)\n"
         "else:\n"
-        "    print('SERVED', task.is_valid())\n"
+        "    print('SERVED', task.is_valid(), task.profile)\n"
     )
-    outputs = {}
-    for size in (SMALL_TRAINING["image_size"], 2 * SMALL_TRAINING["image_size"]):
-        bundle = tmp_path / f"size{size}" / "smartnet_down_seg"
+    trained = SMALL_TRAINING["image_size"]
+
+    def serve(name: str, configured_size: int, profile_size: int | None = None, *conf: str) -> str:
+        bundle = tmp_path / name / "smartnet_down_seg"
         shutil.copytree(served_bundles / "smartnet_down_seg", bundle)
         config = bundle / "configs" / "inference.json"
         settings = json.loads(config.read_text())
-        settings["image_size"] = size
+        settings["image_size"] = configured_size
         config.write_text(json.dumps(settings, indent=4) + "\n")
-        result = subprocess.run([str(monailabel_env / "bin" / "python"), "-c", script, str(bundle)],
+        if profile_size is not None:
+            (bundle / "configs" / "small.json").write_text(json.dumps({"image_size": profile_size}) + "\n")
+        result = subprocess.run([str(monailabel_env / "bin" / "python"), "-c", script, str(bundle), *conf],
                                 capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
-        outputs[size] = result.stdout + result.stderr
-    assert "SERVED True" in outputs[SMALL_TRAINING["image_size"]], outputs[SMALL_TRAINING["image_size"]][-3000:]
-    refused = outputs[2 * SMALL_TRAINING["image_size"]]
-    assert "REFUSED CheckpointError" in refused and "image_size" in refused, refused[-3000:]
+        return result.stdout + result.stderr
+
+    assert "SERVED True None" in (out := serve("defaults", trained)), out[-3000:]  # the defaults fit
+    assert "SERVED True small" in (out := serve("profile", 2 * trained, trained)), out[-3000:]  # picked by record
+    refused = serve("nothing_fits", 2 * trained)
+    assert "REFUSED ReleaseError" in refused and "image_size" in refused, refused[-3000:]
+    explicit = serve("explicit", 2 * trained, 4 * trained, "small")  # the profile asked for does not fit either
+    assert "REFUSED CheckpointError" in explicit and "image_size" in explicit, explicit[-3000:]
