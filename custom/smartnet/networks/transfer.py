@@ -6,7 +6,8 @@ Load types (key prefixes shared by ``SmartNet2D`` and the volume models):
     encoder+decoder   ``encoder.*``, ``seg_decoder.*``  for the segmenter: also the upstream U-Net seg decoder, which the
                                                      original silently dropped
     encoder+cls_head  ``encoder.*``, ``cls_head.*``     for a classifier with ``slice_head=True``: also the slice head
-    encoder+decoder+seg_head  ``encoder.*``, ``seg_decoder.*``, ``seg_head.*``  for a segmenter with ``slice_head=True``
+    encoder+decoder+seg_head  ``encoder.*``, ``seg_decoder.*``, ``seg_head.*``: for a segmenter with
+                     ``slice_head=True``
     imagenet          ``encoder.*``                  from a torchvision ImageNet ResNet file (``imagenet.py``)
 
 The load is strict inside the chosen prefixes: every such tensor of the network must come from the checkpoint with
