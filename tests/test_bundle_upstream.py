@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -60,12 +61,13 @@ def test_check_properties_is_empty(configs, workflow_type, tiny_dataset, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def trained_bundle(tiny_dataset, tmp_path_factory) -> Path:
+def trained_bundle(tiny_dataset, tmp_path_factory) -> Iterator[Path]:
     """A bundle root with 2 epochs of tiny training (models/, eval/)."""
     root = tmp_path_factory.mktemp("upstream_root")
     run_bundle(UPSTREAM, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 2, "val_interval": 1,
                                           **TINY_OVERRIDES}, bundle_root=root)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)  # checkpoints of a few hundred MB: free the disk for the next modules
 
 
 def test_train_writes_checkpoints_and_logs(trained_bundle):

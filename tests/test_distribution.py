@@ -12,6 +12,7 @@ import site
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def _ok(result) -> str:
 
 
 @pytest.fixture(scope="module")
-def user_bundles(tiny_dataset, tiny_bundles_root, tmp_path_factory) -> Path:
+def user_bundles(tiny_dataset, tiny_bundles_root, tmp_path_factory) -> Iterator[Path]:
     """The repo's bundles copied as a user keeps them, each with a ``configs/tiny.json`` profile (the tiny network
     the tests train), upstream weights from the tiny session training and down_seg weights from one epoch here."""
     root = tmp_path_factory.mktemp("user_bundles")
@@ -52,11 +53,12 @@ def user_bundles(tiny_dataset, tiny_bundles_root, tmp_path_factory) -> Path:
     seg = root / "smartnet_down_seg"
     run_bundle(seg, ["train.json", "tiny.json"], {"dataset_dir": tiny_dataset, "epochs": 1, "val_interval": 1})
     assert (seg / "models" / "model.pt").is_file()
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def release(user_bundles, tmp_path_factory) -> Path:
+def release(user_bundles, tmp_path_factory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("dist")
     text = _ok(_run([sys.executable, "-m", "smartnet.cli", "release", "--out_dir", out,
                      "--bundles_dir", user_bundles]))
@@ -64,7 +66,8 @@ def release(user_bundles, tmp_path_factory) -> Path:
     # settings record names the profile the weights were trained with, not the first whose network loads them
     assert f"smartnet_down_seg_v{VERSION}.zip: weights packed, weights need configs/tiny.json" in text
     assert f"smartnet_down_cls_v{VERSION}.zip: weights none" in text
-    return out
+    yield out
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def test_archives_are_self_contained_and_match_the_repo(release):

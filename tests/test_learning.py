@@ -22,6 +22,8 @@ the upstream does not learn them (measured: slice AUROC 0.59 and Dice 0 at seed 
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,7 +58,7 @@ class Trained(NamedTuple):
 
 
 @pytest.fixture(scope="module", params=SEEDS, ids=[f"seed{s}" for s in SEEDS])
-def trained(request, learning_dataset, tmp_path_factory) -> Trained:
+def trained(request, learning_dataset, tmp_path_factory) -> Iterator[Trained]:
     """The upstream trained at the parameter's seed and evaluated; the downstream bundles train as its siblings."""
     root = tmp_path_factory.mktemp(f"learning_bundles_seed{request.param}")
     upstream = root / "smartnet_upstream"
@@ -65,7 +67,8 @@ def trained(request, learning_dataset, tmp_path_factory) -> Trained:
                {**data, "epochs": UPSTREAM_EPOCHS, "val_interval": UPSTREAM_EPOCHS // 2, "batch_size": 4,
                 "slices_per_volume": 8, "negative_fraction": 0.5, "warmup_epochs": 1}, bundle_root=upstream)
     run_bundle(UPSTREAM, ["train.json", "demo.json", "evaluate.json"], data, bundle_root=upstream)
-    return Trained(root, request.param)
+    yield Trained(root, request.param)
+    shutil.rmtree(root, ignore_errors=True)  # three bundles' checkpoints per seed
 
 
 def _metrics(root: Path) -> dict:

@@ -21,6 +21,7 @@ import time
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -44,7 +45,7 @@ def monailabel_env() -> Path:
 
 
 @pytest.fixture(scope="module")
-def served_bundles(tiny_dataset, tmp_path_factory) -> Path:
+def served_bundles(tiny_dataset, tmp_path_factory) -> Iterator[Path]:
     """Release archives of the three bundles, reference architecture trained one epoch at 32 px, unpacked."""
     root = tmp_path_factory.mktemp("label_bundles")
     run_bundle(UPSTREAM, ["train.json"], {"dataset_dir": tiny_dataset, "slices_per_volume": 2, "val_batch_size": 8,
@@ -70,7 +71,8 @@ def served_bundles(tiny_dataset, tmp_path_factory) -> Path:
     for archive in dist.glob("*.zip"):
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(unpacked)
-    return unpacked
+    yield unpacked
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
