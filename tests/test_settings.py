@@ -25,6 +25,7 @@ def test_reference_and_demo_settings_pass():
     ({"init": "pretrained"}, "init 'pretrained'"),
     ({"init": "upstream", "load_pretrained": False, "freeze_encoder": True}, "frozen, randomly initialised"),
     ({"init": "imagenet", "slice_head": True}, "slice_head keeps the upstream model's slice head"),
+    ({"init": "scratch", "seg_evidence": True}, "seg_evidence uses the upstream model's segmentation decoder"),
 ])
 def test_each_bad_setting_is_named(settings, phrase):
     with pytest.raises(SettingsError, match=phrase):

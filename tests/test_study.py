@@ -46,6 +46,10 @@ def test_demo_and_paper_study_files_expand_to_the_intended_arms():
     assert seg_from_cls_only.overrides["load_type"] == "encoder"  # that upstream has no seg decoder
     assert seg_from_cls_only.overrides["slice_head"] is False  # nor a 2D segmentation head to keep
     assert next(a for a in demo.arms if a.id == "cls-scratch-lstm-s1").overrides["slice_head"] is False
+    assert next(a for a in demo.arms if a.id == "cls-scratch-lstm-s1").overrides["seg_evidence"] is False
+    cls_from_cls_only = next(a for a in paper.arms if a.id.startswith("cls-upstream-single_cls-nocons-"))
+    assert cls_from_cls_only.overrides["seg_evidence"] is False  # no upstream seg decoder to take evidence from
+    assert "seg_evidence" not in arm.overrides
     assert "slice_head" not in arm.overrides  # an upstream with both heads: the profile decides
     assert "load_type" not in next(a for a in paper.arms if a.id == "seg-upstream-smartnet-cons-s0").overrides
     assert {a.overrides["imagenet_path"] for a in paper.arms if a.init == "imagenet"} == \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from ignite.engine import Engine
@@ -281,6 +283,46 @@ def test_slice_head_models_start_from_the_upstream_decision(upstream_checkpoint)
     upstream_logits = _upstream_slices(upstream, volume, "seg")
     assert torch.allclose(logits[0], upstream_logits[0], atol=1e-5)
     assert torch.allclose(logits[1, ..., :3], upstream_logits[1, ..., :3], atol=1e-5)
+
+
+def test_segmentation_evidence_classifier_counts_the_upstream_lesion_pixels(upstream_checkpoint):
+    """With ``seg_evidence`` the classifier's logit starts at ``log(1 + n) - log(1 + evidence_pixels)``, ``n`` the
+    pixels over the real slices where the upstream's segmentation head says lesion (logit > 0); the decoder and head
+    stay fixed while the rest trains; with ``slice_head`` too the largest slice logit is added."""
+    upstream, path = upstream_checkpoint
+    upstream.eval()
+    torch.manual_seed(5)
+    volume, depths = torch.rand(2, 1, 64, 64, 5), torch.tensor([5, 3])
+    per_slice = (_upstream_slices(upstream, volume, "seg") > 0).flatten(1, 3).sum(1).float()  # (B, D)
+    per_slice[1, 3:] = 0  # padded slices count nothing
+    assert per_slice.sum() > 0  # the random upstream marks some pixels: the count is not trivially zero
+    classifier = SmartNetVolumeClassifier(**SMALL, seg_evidence=True, evidence_pixels=50).eval()
+    report = load_pretrained(classifier, path, "encoder+decoder+seg_head")
+    assert {"seg_head.weight", "seg_decoder.blocks.0.conv1.0.weight"} & set(report.loaded)
+    expected = torch.log1p(per_slice.sum(1)) - math.log1p(50)
+    with torch.no_grad():
+        assert torch.equal(classifier.lesion_pixels(volume, depths), per_slice)
+        assert torch.allclose(classifier(volume, depths)[:, 0], expected, atol=1e-5)
+        both = SmartNetVolumeClassifier(**SMALL, slice_head=True, seg_evidence=True, evidence_pixels=50).eval()
+        load_pretrained(both, path, "encoder+cls_head+decoder+seg_head")
+        slice_logits = _upstream_slices(upstream, volume, "cls")[:, 0]
+        max_slice = torch.stack([slice_logits[0].max(), slice_logits[1, :3].max()])
+        assert torch.allclose(both(volume, depths)[:, 0], expected + max_slice, atol=1e-5)
+
+    fixed = {k: v.clone() for k, v in classifier.state_dict().items() if k.startswith(("seg_decoder.", "seg_head."))}
+    classifier.train()
+    assert not classifier.seg_decoder.training
+    optimizer = torch.optim.Adam([p for p in classifier.parameters() if p.requires_grad], lr=1e-2)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(classifier(volume, depths), torch.ones(2, 1))
+    loss.backward()
+    optimizer.step()
+    assert classifier.evidence.weight.item() != 1.0  # the evidence scale trains
+    assert all(torch.equal(v, classifier.state_dict()[k]) for k, v in fixed.items())  # BN statistics too
+    scripted = torch.jit.script(classifier.eval())
+    with torch.no_grad():
+        assert torch.allclose(scripted(volume, depths), classifier(volume, depths), atol=1e-5)
+    with pytest.raises(RuntimeError, match="no segmentation evidence"):
+        SmartNetVolumeClassifier(**SMALL).lesion_pixels(volume)
 
 
 def test_slice_head_models_train_the_correction_and_script():

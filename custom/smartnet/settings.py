@@ -57,6 +57,7 @@ def check_settings(
     finetune: Optional[bool] = None,
     resume: Optional[bool] = None,
     slice_head: Optional[bool] = None,
+    seg_evidence: Optional[bool] = None,
 ) -> None:
     """Raise ``SettingsError`` listing every problem of the given settings (``None`` = not a setting of this bundle).
 
@@ -68,6 +69,8 @@ def check_settings(
         init, load_pretrained, freeze_encoder, finetune, resume: downstream initialisation (``upstream`` or
             ``imagenet`` without loading the weights, fine-tuning or resuming would train on a frozen random encoder).
         slice_head: keep the upstream's slice head in a volume model (needs ``init`` ``upstream``).
+        seg_evidence: the classifier's segmentation evidence from the upstream's seg decoder and head (needs
+            ``init`` ``upstream``).
     """
     problems: list[str] = []
     _choice(problems, "encoder", encoder, ENCODERS)
@@ -91,6 +94,9 @@ def check_settings(
     if slice_head and init is not None and init != "upstream":
         problems.append(f"slice_head keeps the upstream model's slice head, but init is {init!r}; set slice_head "
                         "false, or init 'upstream'")
+    if seg_evidence and init is not None and init != "upstream":
+        problems.append(f"seg_evidence uses the upstream model's segmentation decoder and head, but init is {init!r}; "
+                        "set seg_evidence false, or init 'upstream'")
     if problems:
         raise SettingsError("; ".join(problems))
 

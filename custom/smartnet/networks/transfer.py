@@ -7,7 +7,8 @@ Load types (key prefixes shared by ``SmartNet2D`` and the volume models):
                                                      original silently dropped
     encoder+cls_head  ``encoder.*``, ``cls_head.*``     for a classifier with ``slice_head=True``: also the slice head
     encoder+decoder+seg_head  ``encoder.*``, ``seg_decoder.*``, ``seg_head.*``: for a segmenter with
-                     ``slice_head=True``
+                     ``slice_head=True``, or a classifier with ``seg_evidence=True``
+    encoder+cls_head+decoder+seg_head  all four: a classifier with ``slice_head=True`` and ``seg_evidence=True``
     imagenet          ``encoder.*``                  from a torchvision ImageNet ResNet file (``imagenet.py``)
 
 The load is strict inside the chosen prefixes: every such tensor of the network must come from the checkpoint with
@@ -34,6 +35,7 @@ LOAD_TYPES: dict[str, tuple[str, ...]] = {
     "encoder+decoder": ("encoder.", "seg_decoder."),
     "encoder+cls_head": ("encoder.", "cls_head."),
     "encoder+decoder+seg_head": ("encoder.", "seg_decoder.", "seg_head."),
+    "encoder+cls_head+decoder+seg_head": ("encoder.", "cls_head.", "seg_decoder.", "seg_head."),
     "imagenet": ("encoder.",),
 }
 

@@ -8,6 +8,7 @@ does not depend on the chunk size (with batch norm in eval mode, as it is for fr
 
 from __future__ import annotations
 
+import math
 from typing import Any, List, Optional
 
 import torch
@@ -101,6 +102,15 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
             ``encoder+cls_head``): the volume logit is then the maximum slice logit over the real slices plus the 3D
             operator's output, whose last layer starts at zero, so training starts from the upstream's own
             "most suspicious slice" decision and the operator learns a correction. Not in the original (``False``).
+        seg_evidence: also keep the upstream's segmentation decoder and head (``seg_decoder.*``, ``seg_head.*``,
+            transferred with load type ``encoder+decoder+seg_head`` or ``encoder+cls_head+decoder+seg_head``), fixed
+            (no gradients, batch norm in eval mode), and add the volume's segmentation evidence to the logit:
+            ``evidence.weight * log(1 + n) + evidence.bias``, ``n`` = pixels over the real slices whose lesion
+            probability exceeds 0.5 (at the model's input resolution). Starts at weight 1 and bias
+            ``-log(1 + evidence_pixels)``: a volume with ``evidence_pixels`` lesion pixels adds 0. At small scale
+            the upstream's segmentation head separates volumes better than its slice classification head (see
+            docs/training-at-small-scale.md). Not in the original (``False``).
+        evidence_pixels: lesion pixels at which the evidence term starts at 0 (with ``seg_evidence``).
 
     With the defaults the parameter count is 40,820,673, as in the original.
     """
@@ -118,6 +128,8 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         dropout: float = 0.5,
         chunk_size: int = 0,
         slice_head: bool = False,
+        seg_evidence: bool = False,
+        evidence_pixels: float = 100.0,
     ) -> None:
         super().__init__()
         self.frozen_stages = []  # encoder stages kept frozen (see EncoderFreezingMixin)
@@ -131,27 +143,63 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(fc_features, 1)
         self.cls_head = ClassificationHead(self.encoder.out_channels[-1], dropout) if slice_head else None
-        if self.cls_head is not None:  # the operator starts as a zero correction of the slice decision
+        self.seg_decoder = UNetDecoder(self.encoder.out_channels, stem_stride) if seg_evidence else None
+        self.seg_head = ConvHead(16, 1) if seg_evidence else None
+        self.evidence = nn.Linear(1, 1) if seg_evidence else None
+        if self.cls_head is not None or self.evidence is not None:  # the operator starts as a zero correction
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+        if self.seg_decoder is not None and self.evidence is not None:
+            for p in self.seg_decoder.parameters():
+                p.requires_grad_(False)
+            for p in self.seg_head.parameters():  # type: ignore[union-attr]
+                p.requires_grad_(False)
+            self.seg_decoder.eval()
+            nn.init.ones_(self.evidence.weight)
+            nn.init.constant_(self.evidence.bias, -math.log1p(float(evidence_pixels)))
+
+    def train(self, mode: bool = True):  # type: ignore[no-untyped-def]
+        """``nn.Module.train`` that keeps the fixed segmentation decoder in eval mode."""
+        super().train(mode)
+        if self.seg_decoder is not None:
+            self.seg_decoder.eval()
+        return self
 
     def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.pool(self.encoder(slices)[-1]), 1)
+        """``(n, F)`` pooled features, or ``(n, F + 1)`` with the slice's lesion pixel count last."""
+        features = self.encoder(slices)
+        pooled = torch.flatten(self.pool(features[-1]), 1)
+        if self.seg_decoder is None or self.seg_head is None:
+            return pooled
+        fixed = [f.detach() for f in features]  # evidence only: no gradient into the encoder through it
+        lesion = self.seg_head(self.seg_decoder(fixed)) > 0  # probability above 0.5
+        return torch.cat([pooled, lesion.flatten(1).sum(1, keepdim=True).to(pooled.dtype)], dim=1)
 
     def slice_features(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``(B, D, F)`` pooled encoder features of each slice (zeros at padded slices)."""
-        return self._encode_slices(volume, _check_depths(volume, depths))
+        encoded = self._encode_slices(volume, _check_depths(volume, depths))
+        return encoded if self.evidence is None else encoded[..., :-1]
 
     def forward(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Volume ICH logits ``(B, 1)`` for ``volume`` ``(B, C_in, H, W, D)`` with true ``depths`` ``(B,)``."""
         if not torch.jit.is_scripting():
             volume = _plain_tensor(volume)
         checked = _check_depths(volume, depths)
-        features = self.slice_features(volume, checked)
+        encoded = self._encode_slices(volume, checked)
+        features = encoded if self.evidence is None else encoded[..., :-1]
         logit = self.head(self.dropout(self.act(self.fc(self.operator(features, checked)))))
-        if self.cls_head is None:
-            return logit
-        return logit + self.max_slice_logit(features, checked)
+        if self.cls_head is not None:
+            logit = logit + self.max_slice_logit(features, checked)
+        if self.evidence is not None:  # padded slices hold a count of 0
+            logit = logit + self.evidence(torch.log1p(encoded[..., -1].sum(dim=1, keepdim=True)))
+        return logit
+
+    def lesion_pixels(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(B, D)`` pixels per slice whose lesion probability exceeds 0.5 (zeros at padded slices); needs
+        ``seg_evidence``."""
+        if self.evidence is None:
+            raise RuntimeError("the model has no segmentation evidence (seg_evidence=False)")
+        return self._encode_slices(volume, _check_depths(volume, depths))[..., -1]
 
     def max_slice_logit(self, features: torch.Tensor, depths: Optional[torch.Tensor]) -> torch.Tensor:
         """``(B, 1)``: the slice head's largest logit over the real slices of ``features`` ``(B, D, F)``."""

@@ -188,8 +188,12 @@ def load_study(path: str | Path) -> Study:
                     knobs.update(load_type="encoder", slice_head=False)  # no upstream seg decoder or head
                 if task == "cls" and "cls" not in VARIANTS[source[0]]:
                     knobs["slice_head"] = False  # no upstream slice classification head to keep
+                if task == "cls" and "seg" not in VARIANTS[source[0]]:
+                    knobs["seg_evidence"] = False  # no upstream seg decoder and head to take evidence from
             else:
                 knobs["slice_head"] = False  # a slice head comes from an upstream model only
+                if task == "cls":
+                    knobs["seg_evidence"] = False
             if operator is not None:
                 parts.append(operator)
                 knobs["operator"] = operator
