@@ -1,12 +1,13 @@
 """Learning tests: the whole SMART-Net chain learns on held-out synthetic volumes, at two training seeds.
 
-Every run goes through `python -m monai.bundle run` with the bundles' demo profiles (ResNet-18, stride-2 stem, the
-volume models keeping the upstream's slice head: ``slice_head``):
+Every run goes through `python -m monai.bundle run` with the bundles' demo profiles (ResNet-18, stride-2 stem, no
+CLAHE; the classifier with the upstream's segmentation evidence, ``seg_evidence``; the segmenter keeping the
+upstream's 2D head, ``slice_head``):
 
 1. upstream multi-task training, evaluated on every slice of the test split: slice AUROC, sensitivity + specificity at
    the operating point chosen on the validation split;
-2. the volume classifier (BiLSTM, the reference operator) from that upstream checkpoint: volume AUROC and sensitivity
-   + specificity at its stored operating point;
+2. the volume classifier (BiLSTM, the reference operator, plus the upstream's fixed segmentation evidence) from that
+   upstream checkpoint: volume AUROC and sensitivity + specificity at its stored operating point;
 3. the volume segmenter from the upstream encoder, decoder and head: mean Dice on the test haemorrhage volumes and
    false-positive mL on the haemorrhage-free ones.
 

@@ -21,6 +21,14 @@ def test_youden_separates_an_uncalibrated_but_perfect_classifier():
     assert (record["n_positive"], record["n_negative"]) == (3, 4)
 
 
+def test_the_threshold_lies_midway_between_the_classes_on_the_logit_scale():
+    # the network's output is linear in logits: midway between 0.01 and 0.4 there is 0.076, not 0.205
+    record = choose_threshold(np.array([0.005, 0.01, 0.4, 0.9]), np.array([0, 0, 1, 1]), "youden")
+    logit = np.log(record["threshold"] / (1 - record["threshold"]))
+    assert logit == pytest.approx((np.log(0.01 / 0.99) + np.log(0.4 / 0.6)) / 2)
+    assert record["threshold"] == pytest.approx(0.0758, abs=1e-3)
+
+
 def test_target_sensitivity_takes_the_highest_threshold_that_reaches_it():
     scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
     labels = np.array([0, 1, 0, 0, 1, 0, 1, 1, 1, 1])

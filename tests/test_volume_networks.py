@@ -293,7 +293,10 @@ def test_segmentation_evidence_classifier_counts_the_upstream_lesion_pixels(upst
     upstream.eval()
     torch.manual_seed(5)
     volume, depths = torch.rand(2, 1, 64, 64, 5), torch.tensor([5, 3])
-    per_slice = (_upstream_slices(upstream, volume, "seg") > 0).flatten(1, 3).sum(1).float()  # (B, D)
+    volume[0, :, :8] = 0.0  # air at the top of the first volume: its pixels are never counted
+    lesion = (_upstream_slices(upstream, volume, "seg") > 0) & (volume > 0)
+    assert ((_upstream_slices(upstream, volume, "seg") > 0) & (volume == 0)).any()  # the air rule has work to do
+    per_slice = lesion.flatten(1, 3).sum(1).float()  # (B, D)
     per_slice[1, 3:] = 0  # padded slices count nothing
     assert per_slice.sum() > 0  # the random upstream marks some pixels: the count is not trivially zero
     classifier = SmartNetVolumeClassifier(**SMALL, seg_evidence=True, evidence_pixels=50).eval()

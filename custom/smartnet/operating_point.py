@@ -30,6 +30,12 @@ DEFAULT_THRESHOLD = 0.5
 CHECKPOINT_KEY = "operating_point"
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds of probabilities ``p``, clipped to [1e-7, 1 - 1e-7] so that 0 and 1 stay finite."""
+    p = np.clip(p, 1e-7, 1.0 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
 def _rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
     decided = scores >= threshold
     sens = float(decided[labels].mean()) if labels.any() else float("nan")
@@ -47,7 +53,9 @@ def choose_threshold(
     """Pick a decision threshold on probabilities ``scores`` (N,) in [0, 1] for binary ``labels`` (N,).
 
     Candidate thresholds are the midpoints between consecutive distinct scores (so a threshold never sits exactly on
-    a validation case), plus the ends. Ties of Youden's J go to the threshold closest to the middle of the gap
+    a validation case), plus the ends. Midpoints are taken on the logit scale, where the network's output is linear:
+    between well separated classes at 0.01 and 0.4 the threshold is 0.076 (logit -2.5), not 0.205, whose logit lies
+    three times closer to the positives than to the negatives. Ties of Youden's J go to the threshold closest to the middle of the gap
     between the classes. With only one class present, or ``method="fixed"``, ``fixed`` is returned unchanged.
 
     Returns a dict of plain Python values: ``threshold``, ``method``, ``target_sensitivity`` (or None),
@@ -73,7 +81,9 @@ def choose_threshold(
     threshold = float(fixed)
     if method != "fixed" and labels.any() and (~labels).any():
         distinct = np.unique(scores)
-        candidates = np.concatenate([[0.0], (distinct[:-1] + distinct[1:]) / 2, [min(1.0, distinct[-1] + 1e-6)]])
+        logits = _logit(distinct)
+        midpoints = 1.0 / (1.0 + np.exp(-(logits[:-1] + logits[1:]) / 2))
+        candidates = np.concatenate([[0.0], midpoints, [min(1.0, distinct[-1] + 1e-6)]])
         rates = np.array([_rates(scores, labels, t) for t in candidates])
         if method == "youden":
             j = rates[:, 0] + rates[:, 1] - 1.0

@@ -106,7 +106,8 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
             transferred with load type ``encoder+decoder+seg_head`` or ``encoder+cls_head+decoder+seg_head``), fixed
             (no gradients, batch norm in eval mode), and add the volume's segmentation evidence to the logit:
             ``evidence.weight * log(1 + n) + evidence.bias``, ``n`` = pixels over the real slices whose lesion
-            probability exceeds 0.5 (at the model's input resolution). Starts at weight 1 and bias
+            probability exceeds 0.5 and whose input is above 0 in some window (air, and the zero padding around
+            the image where an under-trained head marks a band, is never counted), at the model's input size. Starts at weight 1 and bias
             ``-log(1 + evidence_pixels)``: a volume with ``evidence_pixels`` lesion pixels adds 0. At small scale
             the upstream's segmentation head separates volumes better than its slice classification head (see
             docs/training-at-small-scale.md). Not in the original (``False``).
@@ -173,6 +174,7 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
             return pooled
         fixed = [f.detach() for f in features]  # evidence only: no gradient into the encoder through it
         lesion = self.seg_head(self.seg_decoder(fixed)) > 0  # probability above 0.5
+        lesion = lesion & (slices > 0).any(dim=1, keepdim=True)  # not in air (0 in every window), e.g. the border
         return torch.cat([pooled, lesion.flatten(1).sum(1, keepdim=True).to(pooled.dtype)], dim=1)
 
     def slice_features(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
