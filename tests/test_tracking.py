@@ -13,7 +13,9 @@ from conftest import DOWN_CLS, TINY_DOWN_OVERRIDES, TINY_OVERRIDES, UPSTREAM, ru
 def test_mlflow_tracking_records_losses_and_validation_metrics(bundle, overrides, tiny_dataset, tiny_bundles_root,
                                                                tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # MLflow puts run artifacts under ./mlruns
-    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    # one store file per case: MLflow caches its SQL store per URI in the process, and pytest may give the next case
+    # the folder name of a passed (and removed) one
+    store = f"sqlite:///{tmp_path / f'mlruns_{bundle.name}.db'}"
     run_bundle(bundle, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 2, "val_interval": 1, **overrides,
                                         "tracking": "mlflow", "tracking_uri": store, "experiment_name": "smartnet",
                                         "run_name": bundle.name}, bundle_root=tiny_bundles_root / f"{bundle.name}_ml")

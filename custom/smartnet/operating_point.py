@@ -53,10 +53,11 @@ def choose_threshold(
     """Pick a decision threshold on probabilities ``scores`` (N,) in [0, 1] for binary ``labels`` (N,).
 
     Candidate thresholds are the midpoints between consecutive distinct scores (so a threshold never sits exactly on
-    a validation case), plus the ends. Midpoints are taken on the logit scale, where the network's output is linear:
-    between well separated classes at 0.01 and 0.4 the threshold is 0.076 (logit -2.5), not 0.205, whose logit lies
-    three times closer to the positives than to the negatives. Ties of Youden's J go to the threshold closest to the middle of the gap
-    between the classes. With only one class present, or ``method="fixed"``, ``fixed`` is returned unchanged.
+    a validation case), plus the ends. Midpoints are taken on the logit scale, where the network's output is
+    linear: between well separated classes at 0.01 and 0.4 the threshold is 0.076 (logit -2.5), not 0.205, whose
+    logit lies three times closer to the positives than to the negatives. Ties of Youden's J go to the threshold
+    closest to the middle of the gap between the classes. With only one class present, or ``method="fixed"``,
+    ``fixed`` is returned unchanged.
 
     Returns a dict of plain Python values: ``threshold``, ``method``, ``target_sensitivity`` (or None),
     ``sensitivity``, ``specificity`` (at the threshold, on these data), ``n_positive``, ``n_negative``.

@@ -107,10 +107,10 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
             (no gradients, batch norm in eval mode), and add the volume's segmentation evidence to the logit:
             ``evidence.weight * log(1 + n) + evidence.bias``, ``n`` = pixels over the real slices whose lesion
             probability exceeds 0.5 and whose input is above 0 in some window (air, and the zero padding around
-            the image where an under-trained head marks a band, is never counted), at the model's input size. Starts at weight 1 and bias
-            ``-log(1 + evidence_pixels)``: a volume with ``evidence_pixels`` lesion pixels adds 0. At small scale
-            the upstream's segmentation head separates volumes better than its slice classification head (see
-            docs/training-at-small-scale.md). Not in the original (``False``).
+            the image where an under-trained head marks a band, is never counted), at the model's input size.
+            Starts at weight 1 and bias ``-log(1 + evidence_pixels)``: ``evidence_pixels`` lesion pixels add 0. At
+            small scale the upstream's segmentation head separates volumes better than its slice classification head
+            (see docs/training-at-small-scale.md). Not in the original (``False``).
         evidence_pixels: lesion pixels at which the evidence term starts at 0 (with ``seg_evidence``).
 
     With the defaults the parameter count is 40,820,673, as in the original.
@@ -197,8 +197,8 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         return logit
 
     def lesion_pixels(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``(B, D)`` pixels per slice whose lesion probability exceeds 0.5 (zeros at padded slices); needs
-        ``seg_evidence``."""
+        """``(B, D)`` pixels per slice whose lesion probability exceeds 0.5, air excluded (zeros at padded slices);
+        needs ``seg_evidence``."""
         if self.evidence is None:
             raise RuntimeError("the model has no segmentation evidence (seg_evidence=False)")
         return self._encode_slices(volume, _check_depths(volume, depths))[..., -1]
