@@ -49,6 +49,14 @@ class _SliceEncodingModel(EncoderFreezingMixin, nn.Module):
     """
 
     chunk_encoder: Any = None
+    decoder_frozen = False  # a fixed ``seg_decoder`` (no gradients) that stays in eval mode (set per instance)
+
+    def train(self, mode: bool = True):  # type: ignore[no-untyped-def]
+        """``nn.Module.train`` that keeps a fixed segmentation decoder (``decoder_frozen``) in eval mode."""
+        super().train(mode)
+        if self.decoder_frozen:
+            self.seg_decoder.eval()  # type: ignore[attr-defined]
+        return self
 
     def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
         """Per-slice output ``(n, ...)`` for ``slices`` ``(n, C_in, H, W)``."""
@@ -147,6 +155,7 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         self.seg_decoder = UNetDecoder(self.encoder.out_channels, stem_stride) if seg_evidence else None
         self.seg_head = ConvHead(16, 1) if seg_evidence else None
         self.evidence = nn.Linear(1, 1) if seg_evidence else None
+        self.decoder_frozen = bool(seg_evidence)  # the evidence decoder and head stay fixed
         if self.cls_head is not None or self.evidence is not None:  # the operator starts as a zero correction
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
@@ -158,13 +167,6 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
             self.seg_decoder.eval()
             nn.init.ones_(self.evidence.weight)
             nn.init.constant_(self.evidence.bias, -math.log1p(float(evidence_pixels)))
-
-    def train(self, mode: bool = True):  # type: ignore[no-untyped-def]
-        """``nn.Module.train`` that keeps the fixed segmentation decoder in eval mode."""
-        super().train(mode)
-        if self.seg_decoder is not None:
-            self.seg_decoder.eval()
-        return self
 
     def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
         """``(n, F)`` pooled features, or ``(n, F + 1)`` with the slice's lesion pixel count last."""
@@ -266,13 +268,6 @@ class SmartNetVolumeSegmenter(_SliceEncodingModel):
             for p in self.seg_decoder.parameters():
                 p.requires_grad_(False)
             self.seg_decoder.eval()
-
-    def train(self, mode: bool = True):  # type: ignore[no-untyped-def]
-        """``nn.Module.train`` that also keeps a frozen decoder in eval mode."""
-        super().train(mode)
-        if self.decoder_frozen:
-            self.seg_decoder.eval()
-        return self
 
     def slice_features(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``(B, 16, H, W, D)`` decoder features of each slice (zeros at padded slices)."""
