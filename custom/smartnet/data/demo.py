@@ -27,7 +27,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from .demo_anatomy import HeadAnatomy, SyntheticHeadCT, build_head, convexity_direction, random_point, smooth_noise
+from .demo_anatomy import (HeadAnatomy, SyntheticHeadCT, build_head, convexity_direction, random_point, scan,
+                           smooth_noise)
 from .demo_phantom import make_phantom
 
 __all__ = ["SyntheticHeadCT", "HEMORRHAGE_KINDS", "ANATOMIES", "make_volume"]
@@ -93,11 +94,7 @@ def make_volume(
             oedema = ndimage.binary_dilation(mask, iterations=2) & head.brain & ~mask
             image[oedema] = float(rng.uniform(15.0, 24.0))
         image[mask] = rng.uniform(50.0, 85.0) + 5.0 * smooth_noise(rng, image.shape, 8)[mask]
-    # the scanner: partial-volume blur (in-plane point spread, slice profile), correlated quantum noise, HU offset
-    sigma_mm = float(rng.uniform(0.4, 0.8))
-    image = ndimage.gaussian_filter(image, (sigma_mm / spacing_xy, sigma_mm / spacing_xy, rng.uniform(0.2, 0.4)))
-    grain = ndimage.gaussian_filter(rng.standard_normal(image.shape).astype(np.float32), (0.6, 0.6, 0))
-    image += grain * (float(rng.uniform(2.0, 5.0)) / (grain.std() + 1e-6)) + float(rng.uniform(-3.0, 3.0))
+    image = scan(rng, image, spacing_xy)
     return SyntheticHeadCT.from_arrays(image, mask, x, y, z, slice_thickness, drawn)
 
 

@@ -1,9 +1,12 @@
 """The ellipsoid phantom of the synthetic demo CT: the fast, easy anatomy (``make_volume(anatomy="phantom")``).
 
-Air (-1000 HU), scalp (~35 HU), an ellipsoid skull (600-1500 HU), brain of grey (~38 HU) and white (~28 HU) matter,
-CSF (~8 HU) in a rim that surrounds the brain everywhere and in two ellipsoid ventricles, white noise; bleeds of the
-five kinds drawn with sharp edges. Nothing in it mimics blood, so a model learns it quickly; models trained on it
-alone do not transfer to real heads (see ``docs/training-at-small-scale.md``). Units: HU, mm; arrays ``(X, Y, Z)``.
+Air (-1000 HU), scalp (~35 HU), face and neck below and in front of the skull (muscle at blood's 40-60 HU, fat, bone
+and air cells), an ellipsoid skull of dense tables (1200-1600 HU) around a diploe (400-900 HU),
+brain of grey (~38 HU) and white (~28 HU) matter, CSF (~8 HU) in two ellipsoid ventricles and in a rim 0-4 mm thick
+that is absent in places (brain touching the inner table), bleeds of the five kinds; the scanner's partial-volume blur
+turns every bone edge into a ramp through blood's densities, and adds correlated noise (``demo_anatomy.scan``).
+Nothing else in it mimics blood, so a model learns it quickly (see ``docs/training-at-small-scale.md`` for how far
+that carries to real heads). Units: HU, mm; arrays ``(X, Y, Z)``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .demo_anatomy import SyntheticHeadCT, convexity_direction, smooth_noise
+from .demo_anatomy import SyntheticHeadCT, convexity_direction, scan, smooth_noise
 
 __all__ = ["make_phantom"]
 
@@ -36,13 +39,32 @@ def make_phantom(
     def radius(dx: float = 0.0) -> np.ndarray:
         return np.sqrt((X / (ax + dx)) ** 2 + (Y / (ay + dx)) ** 2 + (Z / (az + dx)) ** 2)
 
-    r_brain, r_csf, r_inner, r_outer, r_scalp = radius(), radius(1.5), radius(2.5), radius(9.0), radius(14.0)
+    r_brain, r_inner, r_diploe, r_outer_table, r_outer, r_scalp = (
+        radius(), radius(2.5), radius(4.0), radius(7.5), radius(9.0), radius(14.0))
     image = np.full(shape, -1000.0)
     image[r_scalp <= 1] = 35.0 + 15.0 * smooth_noise(rng, shape, 32)[r_scalp <= 1]
+    # below and in front of the skull: face and neck, muscle (40-60 HU, blood's density outside the cranial cavity)
+    # with fat, bone (jaw, spine) and air (sinuses, pharynx)
+    def ellipsoid(centre: tuple, radii: tuple) -> np.ndarray:
+        return ((X - centre[0]) / radii[0]) ** 2 + ((Y - centre[1]) / radii[1]) ** 2 + ((Z - centre[2]) / radii[2]) ** 2 <= 1
+
+    face = ellipsoid((0.0, 0.45 * ay, -0.85 * az), (0.75 * ax, 0.6 * ay, 0.55 * az))
+    neck = ellipsoid((0.0, -0.1 * ay, -1.25 * az), (0.55 * ax, 0.5 * ay, 0.5 * az))
+    soft = (face | neck) & (r_outer > 1)
+    image[soft] = 50.0 + 10.0 * smooth_noise(rng, shape, 16)[soft]
+    image[soft & (smooth_noise(rng, shape, 8) > 0.3)] = -90.0
+    image[soft & (smooth_noise(rng, shape, 10) > 0.25)] = 1000.0
+    image[face & (r_outer > 1) & (smooth_noise(rng, shape, 10) > 0.3)] = -950.0
+    # skull: dense inner and outer tables around a less dense diploe
     bone = (r_outer <= 1) & (r_inner > 1)
-    image[bone] = 1100.0 + 350.0 * smooth_noise(rng, shape, 16)[bone]
-    image[(r_inner <= 1) & (r_csf > 1)] = 8.0  # subarachnoid CSF rim
-    brain = r_brain <= 1
+    image[bone] = 1400.0 + 200.0 * smooth_noise(rng, shape, 16)[bone]
+    diploe = (r_diploe > 1) & (r_outer_table <= 1)
+    image[diploe] = 650.0 + 250.0 * smooth_noise(rng, shape, 16)[diploe]
+    # CSF between brain and inner table, 0-4 mm thick: absent in places, where the brain touches the bone
+    inside_mm = (1.0 - r_inner) * 70.0 * scale  # approximate depth below the inner table (mm)
+    rim_mm = np.clip(float(rng.uniform(0.4, 1.5)) * (1.2 + 2.0 * smooth_noise(rng, shape, 24)), 0.0, 4.0)
+    image[r_inner <= 1] = 8.0
+    brain = (r_inner <= 1) & (inside_mm >= rim_mm)
     texture = smooth_noise(rng, shape, 12)
     white = (radius(-18.0) <= 1) & (texture > -0.2)
     image[brain] = 38.0
@@ -69,7 +91,7 @@ def make_phantom(
             drawn.append("intraparenchymal")
             mask = _bleed(rng, "intraparenchymal", X, Y, Z, r_brain, r_inner, ventricles, scale) & (r_brain <= 1)
         image[mask] = rng.uniform(55.0, 85.0) + 5.0 * smooth_noise(rng, shape, 8)[mask]
-    image += rng.normal(0.0, 4.0, shape)  # quantum noise
+    image = scan(rng, image, float(x[1] - x[0]))
     return SyntheticHeadCT.from_arrays(image, mask, x, y, z, slice_thickness, drawn)
 
 
