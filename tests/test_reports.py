@@ -149,6 +149,25 @@ def test_gradcam_maps_have_the_slice_shape_and_are_not_constant():
     assert maps.shape == (3, 64, 64) and maps.max() == pytest.approx(1.0) and maps.std() > 0.01
 
 
+@pytest.mark.parametrize("chunk_size", [1, 2])
+def test_gradcam_maps_of_a_chunked_volume_model_cover_every_slice(chunk_size):
+    """A volume model encoding its slices in chunks (the bundles' inference default) gives the maps of one call over
+    all slices, for every slice (the layer4 hook alone would keep the last chunk's), and keeps its chunk size."""
+    from smartnet.handlers import gradcam_maps
+    from smartnet.networks import SmartNetVolumeClassifier
+
+    torch.manual_seed(0)
+    slices = torch.rand(5, 1, 64, 64)
+    whole = SmartNetVolumeClassifier(encoder="resnet18", stem_stride=2, hidden=16, num_layers=1, chunk_size=0)
+    chunked = SmartNetVolumeClassifier(encoder="resnet18", stem_stride=2, hidden=16, num_layers=1,
+                                       chunk_size=chunk_size)
+    chunked.load_state_dict(whole.state_dict())
+    expected = gradcam_maps(whole, slices, volume=True)
+    maps = gradcam_maps(chunked, slices, volume=True)
+    assert maps.shape == (5, 64, 64) and chunked.chunk_size == chunk_size
+    np.testing.assert_allclose(maps, expected, atol=1e-5)
+
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--virtual-time-budget=10000"]

@@ -61,14 +61,21 @@ def gradcam_maps(network: nn.Module, slices: torch.Tensor, volume: bool = False)
     from monai.visualize import GradCAM
 
     was_training = network.training
+    # the hook on layer4 keeps the activations of the last encoder call only: a volume model that encodes its slices
+    # in chunks would give the maps of the last chunk (or fail on their count), so encode all slices in one call
+    chunk_size = getattr(network, "chunk_size", None)
     network.eval()
     try:
+        if volume and chunk_size is not None:
+            network.chunk_size = 0
         wrapper = _ClassLogit(network, volume)
         cam = GradCAM(nn_module=wrapper, target_layers="net.encoder.layer4", postprocessing=lambda m: m)
         with torch.enable_grad():
             maps = cam(x=slices.detach().clone().requires_grad_(True), class_idx=0)[:, 0].detach().cpu().numpy()
     finally:
         network.train(was_training)
+        if chunk_size is not None:
+            network.chunk_size = chunk_size
     maps = np.maximum(maps, 0.0)
     low = maps.min(axis=(1, 2), keepdims=True) if not volume else maps.min()
     scale = (maps.max(axis=(1, 2), keepdims=True) if not volume else maps.max()) - low
