@@ -54,6 +54,24 @@ def test_check_properties_is_empty(kind, configs, workflow_type, tiny_dataset, t
     assert not workflow.check_properties()
 
 
+@pytest.mark.parametrize("kind", ["cls", "seg"])
+def test_validation_postprocessing_gives_fp32_probabilities_for_half_precision_logits(kind):
+    """Under AMP on a GPU the validation evaluator's logits are bf16 / fp16; the postprocessing turns them into fp32
+    probabilities, which the metrics (MONAI's ROC AUC converts to numpy, which has no bf16) accept."""
+    from monai.bundle import ConfigParser
+    from monai.metrics import ROCAUCMetric
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLES[kind] / "configs" / "train.json"))
+    cast = parser.get_parsed_content("validate#postprocessing").transforms[0]
+    logits = torch.tensor([[-2.0], [0.5], [3.0]], dtype=torch.bfloat16)
+    pred = cast({"pred": logits})["pred"]
+    assert pred.dtype == torch.float32
+    metric = ROCAUCMetric()
+    metric(torch.sigmoid(pred), torch.tensor([[0.0], [1.0], [1.0]]))
+    assert metric.aggregate() == pytest.approx(1.0)
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_dataset, tiny_bundles_root) -> dict[str, Path]:
     """Both downstream bundles trained 2 epochs from the tiny upstream checkpoint (logs kept in ``train.log``)."""
