@@ -107,17 +107,19 @@ def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(trained, 
 
 
 def test_bf16_inference_matches_fp32_on_the_trained_classifier(trained, learning_dataset, tmp_path):
-    """The CPU bf16 path (``precision: bf16``) of the trained volume classifier: every test volume's probability
-    within 0.02 of fp32 (the documented tolerance), decisions at 0.5 unchanged but for probabilities that near."""
-    root = trained.root / DOWN_CLS.name
-    if not (root / "models" / "model.pt").is_file():
-        run_bundle(DOWN_CLS, ["train.json", "demo.json"], {"dataset_dir": learning_dataset, **COMMON, "epochs": 2,
-                                                            "val_interval": 2}, bundle_root=root)
+    """The CPU bf16 path (``precision: bf16``) of a trained volume classifier (BiLSTM on the upstream encoder, without
+    segmentation evidence): every test volume's probability within 0.02 of fp32 (the documented tolerance), decisions
+    at 0.5 unchanged but for probabilities that near. (With ``seg_evidence`` the logit counts pixels whose lesion
+    logit is above 0, a count that bf16 can change by a few pixels: documented, not asserted.)"""
+    root = tmp_path / DOWN_CLS.name
+    model = {"dataset_dir": learning_dataset, **COMMON, "seg_evidence": False, "slice_head": False}
+    run_bundle(DOWN_CLS, ["train.json", "demo.json"],
+               {**model, "seed": trained.seed, "epochs": 2, "val_interval": 2,
+                "pretrained_path": trained.root / "smartnet_upstream" / "models" / "model.pt"}, bundle_root=root)
     probabilities = {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / precision
-        run_bundle(DOWN_CLS, ["inference.json", "demo.json"], {"dataset_dir": learning_dataset, **COMMON,
-                                                                "precision": precision, "output_dir": out},
+        run_bundle(DOWN_CLS, ["inference.json", "demo.json"], {**model, "precision": precision, "output_dir": out},
                    bundle_root=root)
         rows = json.loads((out / "predictions.json").read_text())["volumes"]
         probabilities[precision] = {r["case_id"]: r["probability"] for r in rows}
