@@ -1,8 +1,8 @@
 """Learning tests: the whole SMART-Net chain learns on held-out synthetic volumes, at two training seeds.
 
 Every run goes through `python -m monai.bundle run` with the bundles' demo profiles (ResNet-18, stride-2 stem, no
-CLAHE, brain + subdural + bone windows; the classifier with the upstream's segmentation evidence, ``seg_evidence``; the segmenter keeping the
-upstream's 2D head, ``slice_head``):
+CLAHE, brain + subdural + bone windows; the classifier with the upstream's segmentation evidence, ``seg_evidence``;
+the segmenter keeping the upstream's 2D head, ``slice_head``):
 
 1. upstream multi-task training, evaluated on every slice of the test split: slice AUROC, sensitivity + specificity at
    the operating point chosen on the validation split;
