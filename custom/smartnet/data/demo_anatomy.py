@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["HeadAnatomy", "SyntheticHeadCT", "build_head", "convexity_direction", "random_point", "scan", "smooth_noise"]
+__all__ = [
+    "HeadAnatomy", "SyntheticHeadCT", "build_head", "convexity_direction", "random_point", "scan", "smooth_noise",
+]
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], scale: int) -> np.ndarray:

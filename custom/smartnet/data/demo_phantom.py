@@ -46,7 +46,8 @@ def make_phantom(
     # below and in front of the skull: face and neck, muscle (40-60 HU, blood's density outside the cranial cavity)
     # with fat, bone (jaw, spine) and air (sinuses, pharynx)
     def ellipsoid(centre: tuple, radii: tuple) -> np.ndarray:
-        return ((X - centre[0]) / radii[0]) ** 2 + ((Y - centre[1]) / radii[1]) ** 2 + ((Z - centre[2]) / radii[2]) ** 2 <= 1
+        d = ((X - centre[0]) / radii[0]) ** 2 + ((Y - centre[1]) / radii[1]) ** 2 + ((Z - centre[2]) / radii[2]) ** 2
+        return d <= 1
 
     face = ellipsoid((0.0, 0.45 * ay, -0.85 * az), (0.75 * ax, 0.6 * ay, 0.55 * az))
     neck = ellipsoid((0.0, -0.1 * ay, -1.25 * az), (0.55 * ax, 0.5 * ay, 0.5 * az))
