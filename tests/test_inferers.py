@@ -134,6 +134,24 @@ def test_precision_names_and_refusals():
         training_amp("bf16", "cpu")
 
 
+def test_explicit_bf16_warns_on_a_cpu_without_native_bf16(monkeypatch):
+    """An explicit bf16 on a CPU that would emulate it (8 x slower than fp32 on an AVX2-only CPU) warns and says what
+    to use; 'auto' stays fp32 there without a warning, and a CPU with native bf16 takes bf16 silently."""
+    import warnings
+
+    from smartnet import precision
+
+    monkeypatch.setattr(precision, "bf16_native", lambda device: False)
+    with pytest.warns(RuntimeWarning, match="without native bf16.*use 'auto'"):
+        assert precision.resolve_precision("bf16", "cpu") == "bf16"
+    monkeypatch.setattr(precision, "bf16_native", lambda device: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert precision.resolve_precision("bf16", "cpu") == "bf16"
+        monkeypatch.setattr(precision, "bf16_native", lambda device: False)
+        assert precision.resolve_precision("auto", "cpu") == "fp32"
+
+
 def test_channels_last_leaves_values_and_checkpoints_alone():
     torch.manual_seed(6)
     model = SmartNetVolumeSegmenter(**SMALL).eval()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
@@ -26,7 +27,8 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     """``precision`` ("fp32", "bf16", "fp16" or "auto") as the concrete one used on ``device``.
 
     "auto" is bf16 where ``device`` runs it natively, else fp16 on a GPU, else fp32. Raises ``ValueError`` for an
-    unknown name and for fp16 on CPU (oneDNN has no fast fp16 convolutions there).
+    unknown name and for fp16 on CPU (oneDNN has no fast fp16 convolutions there); warns (``RuntimeWarning``) for an
+    explicit bf16 on a CPU that would emulate it.
     """
     device = torch.device(device)
     if precision not in PRECISIONS:
@@ -37,6 +39,12 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
         return "fp16" if device.type == "cuda" else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' (or 'auto') on CPU")
+    if precision == "bf16" and device.type == "cpu" and not bf16_native(device):
+        warnings.warn(
+            "precision 'bf16' on a CPU without native bf16 (no AVX512-BF16 or AMX): it is emulated and runs several "
+            "times slower than fp32 (8 x measured on an AVX2-only CPU); use 'auto' (fp32 here) or 'fp32'",
+            RuntimeWarning, stacklevel=2,
+        )
     return precision
 
 
