@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from benchmark import median_time  # this folder's CPU benchmark
 from smartnet.inferers import AcceleratedInferer
 from smartnet.networks import SmartNet2D, SmartNetVolumeClassifier, SmartNetVolumeSegmenter
 
@@ -36,17 +35,8 @@ def _sync() -> None:
 
 
 def median_seconds(fn: Callable[[], object], repeat: int, warmup: int) -> float:
-    """Median wall-clock seconds of ``fn()`` (GPU work included: synchronised) over ``repeat`` runs."""
-    for _ in range(warmup):
-        fn()
-    _sync()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        _sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """``benchmark.median_time`` of ``fn()`` with the GPU work included (synchronised after each call)."""
+    return median_time(lambda: (fn(), _sync()), repeat=repeat, warmup=warmup)
 
 
 def _peak_mb(device: torch.device) -> float | None:

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .demo_anatomy import SyntheticHeadCT, convexity_direction, scan, smooth_noise
+from .demo_anatomy import SyntheticHeadCT, _ellipsoid, convexity_direction, scan, smooth_noise
 
 __all__ = ["make_phantom"]
 
@@ -45,12 +45,8 @@ def make_phantom(
     image[r_scalp <= 1] = 35.0 + 15.0 * smooth_noise(rng, shape, 32)[r_scalp <= 1]
     # below and in front of the skull: face and neck, muscle (40-60 HU, blood's density outside the cranial cavity)
     # with fat, bone (jaw, spine) and air (sinuses, pharynx)
-    def ellipsoid(centre: tuple, radii: tuple) -> np.ndarray:
-        d = ((X - centre[0]) / radii[0]) ** 2 + ((Y - centre[1]) / radii[1]) ** 2 + ((Z - centre[2]) / radii[2]) ** 2
-        return d <= 1
-
-    face = ellipsoid((0.0, 0.45 * ay, -0.85 * az), (0.75 * ax, 0.6 * ay, 0.55 * az))
-    neck = ellipsoid((0.0, -0.1 * ay, -1.25 * az), (0.55 * ax, 0.5 * ay, 0.5 * az))
+    face = _ellipsoid(X, Y, Z, (0.0, 0.45 * ay, -0.85 * az), (0.75 * ax, 0.6 * ay, 0.55 * az)) <= 1
+    neck = _ellipsoid(X, Y, Z, (0.0, -0.1 * ay, -1.25 * az), (0.55 * ax, 0.5 * ay, 0.5 * az)) <= 1
     soft = (face | neck) & (r_outer > 1)
     image[soft] = 50.0 + 10.0 * smooth_noise(rng, shape, 16)[soft]
     image[soft & (smooth_noise(rng, shape, 8) > 0.3)] = -90.0
