@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from smartnet.networks import VARIANTS, SmartNet2D, ResNetEncoder, pred_channels, split_heads, variant_tasks
+from smartnet.networks.heads import tissue_peak
 
 # trainable parameters of the original implementation's seven models (reference section 1.6)
 REFERENCE_COUNTS = {
@@ -98,3 +99,35 @@ def test_bad_arguments_are_named():
         SmartNet2D(tasks=["cls", "det"])
     with pytest.raises(ValueError, match="unknown SMART-Net variant"):
         variant_tasks("triple")
+
+
+def test_seg_peak_adds_the_tissue_peak_of_the_seg_head_to_the_slice_logit():
+    """``seg_peak``: cls = head + w * (largest lesion logit over tissue pixels) + b, read without gradient."""
+    torch.manual_seed(0)
+    model = SmartNet2D(encoder="resnet18", in_channels=3, stem_stride=2, seg_peak=True).eval()
+    plain = SmartNet2D(encoder="resnet18", in_channels=3, stem_stride=2).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("seg_peak.")})
+    assert n_params(model) == n_params(plain) + 2
+    x = torch.rand(2, 3, 64, 64)
+    x[:, :, :, :8] = 0  # air: 0 in every window
+    with torch.no_grad():
+        model.seg_peak.weight.fill_(2.0)
+        model.seg_peak.bias.fill_(-1.0)
+        heads, ref = model.forward_heads(x), plain.forward_heads(x)
+        peak = ref["seg"][:, :, :, 8:].flatten(1).amax(dim=1, keepdim=True)
+        assert torch.allclose(heads["cls"], ref["cls"] + 2.0 * peak - 1.0, atol=1e-5)
+        assert torch.equal(heads["seg"], ref["seg"])
+        # a lesion-like logit in the air does not count; a slice without tissue gives the floor
+        seg = torch.zeros(2, 1, 64, 64)
+        seg[:, :, 5, 3] = 50.0
+        seg[:, :, 20, 20] = 4.0
+        assert tissue_peak(seg, x).flatten().tolist() == [4.0, 4.0]
+        assert tissue_peak(seg, torch.zeros_like(x)).flatten().tolist() == [-20.0, -20.0]
+        scripted = torch.jit.script(model)
+        assert torch.equal(scripted(x), model(x))
+    model.train()
+    model.forward_heads(x)["cls"].sum().backward()
+    assert model.seg_head.weight.grad is None or not model.seg_head.weight.grad.any()  # no gradient through the peak
+    assert model.seg_peak.weight.grad.abs().item() > 0
+    with pytest.raises(ValueError, match="seg_peak needs"):
+        SmartNet2D(tasks=["cls", "rec"], seg_peak=True)

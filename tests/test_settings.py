@@ -20,12 +20,15 @@ def test_reference_and_demo_settings_pass():
     ({"stem_stride": 4}, "stem_stride 4"),
     ({"variant": "triple"}, "variant 'triple'"),
     ({"variant": "dual_cls_rec", "consistency": True}, "consistency ties the CLS and SEG heads"),
+    ({"variant": "single_cls", "seg_peak": True}, "seg_peak adds the SEG head's peak"),
     ({"negative_sampling": "random"}, "negative_sampling 'random'"),
     ({"operator": "lstm3d"}, "operator 'lstm3d'"),
     ({"init": "pretrained"}, "init 'pretrained'"),
     ({"init": "upstream", "load_pretrained": False, "freeze_encoder": True}, "frozen, randomly initialised"),
     ({"init": "imagenet", "slice_head": True}, "slice_head keeps the upstream model's slice head"),
     ({"init": "scratch", "seg_evidence": True}, "seg_evidence uses the upstream model's segmentation decoder"),
+    ({"init": "upstream", "slice_head": False, "seg_peak": True}, "seg_peak is part of the upstream's slice logit"),
+    ({"init": "scratch", "slice_head": True, "seg_peak": True}, "seg_peak comes from an upstream model"),
 ])
 def test_each_bad_setting_is_named(settings, phrase):
     with pytest.raises(SettingsError, match=phrase):

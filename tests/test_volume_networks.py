@@ -346,3 +346,35 @@ def test_slice_head_models_train_the_correction_and_script():
             assert torch.allclose(scripted(volume), model(volume), atol=1e-5)
     # off by default: the reference architecture
     assert SmartNetVolumeClassifier(**SMALL).cls_head is None and SmartNetVolumeSegmenter(**SMALL).seg_head is None
+
+
+def test_seg_peak_classifier_starts_from_the_upstream_seg_peak_slice_logit(tmp_path):
+    """With ``slice_head`` and ``seg_peak`` the classifier starts at the largest slice logit of an upstream trained
+    with ``seg_peak`` (slice head + weighted peak of its segmentation logits over tissue), padded slices left out;
+    the segmentation decoder and head stay fixed; TorchScript gives the same logits."""
+    torch.manual_seed(4)
+    upstream = SmartNet2D(**SMALL, seg_peak=True).eval()
+    with torch.no_grad():
+        upstream.seg_peak.weight.fill_(0.7)
+        upstream.seg_peak.bias.fill_(-2.0)
+    path = tmp_path / "model.pt"
+    torch.save(upstream.state_dict(), path)
+    volume, depths = torch.rand(2, 1, 64, 64, 5), torch.tensor([5, 3])
+    volume[..., :10, :] = 0  # air rows
+    classifier = SmartNetVolumeClassifier(**SMALL, slice_head=True, seg_peak=True).eval()
+    report = load_pretrained(classifier, path, "encoder+cls_head+decoder+seg_head+seg_peak")
+    assert {"seg_peak.weight", "seg_peak.bias", "seg_head.weight"} <= set(report.loaded)
+    slice_logits = _upstream_slices(upstream, volume, "cls")[:, 0]  # (B, D)
+    expected = torch.stack([slice_logits[0].max(), slice_logits[1, :3].max()])
+    with torch.no_grad():
+        assert torch.allclose(classifier(volume, depths)[:, 0], expected, atol=1e-4)
+        assert torch.allclose(torch.jit.script(classifier)(volume, depths)[:, 0], expected, atol=1e-4)
+    assert not any(p.requires_grad for p in classifier.seg_decoder.parameters())
+    assert not any(p.requires_grad for p in classifier.seg_head.parameters())
+    with pytest.raises(TransferError):  # an upstream without the peak term cannot give it
+        plain = tmp_path / "plain.pt"
+        torch.save(SmartNet2D(**SMALL).state_dict(), plain)
+        load_pretrained(SmartNetVolumeClassifier(**SMALL, slice_head=True, seg_peak=True), plain,
+                        "encoder+cls_head+decoder+seg_head+seg_peak")
+    with pytest.raises(ValueError, match="needs slice_head"):
+        SmartNetVolumeClassifier(**SMALL, seg_peak=True)

@@ -29,7 +29,9 @@ __all__ = [
 
 # the settings that decide what trained weights mean without changing a tensor's shape (a stride-2 stem's weights load
 # into a stride-1 network; a model trained at 96 px runs at 256 px): recorded in every checkpoint, checked at load
-WEIGHT_SETTINGS = ("encoder", "stem_stride", "image_size", "hu_windows", "clahe", "orientation", "variant", "operator")
+WEIGHT_SETTINGS = (
+    "encoder", "stem_stride", "image_size", "hu_windows", "clahe", "orientation", "variant", "operator", "seg_peak",
+)
 
 NEGATIVE_SAMPLING = ("uniform", "tissue")
 
@@ -58,6 +60,7 @@ def check_settings(
     resume: Optional[bool] = None,
     slice_head: Optional[bool] = None,
     seg_evidence: Optional[bool] = None,
+    seg_peak: Optional[bool] = None,
 ) -> None:
     """Raise ``SettingsError`` listing every problem of the given settings (``None`` = not a setting of this bundle).
 
@@ -71,6 +74,8 @@ def check_settings(
         slice_head: keep the upstream's slice head in a volume model (needs ``init`` ``upstream``).
         seg_evidence: the classifier's segmentation evidence from the upstream's seg decoder and head (needs
             ``init`` ``upstream``).
+        seg_peak: upstream: the slice logit adds the SEG head's peak (needs the CLS and SEG heads); volume
+            classifier: keep that slice logit (needs ``slice_head`` and ``init`` ``upstream``).
     """
     problems: list[str] = []
     _choice(problems, "encoder", encoder, ENCODERS)
@@ -85,6 +90,9 @@ def check_settings(
     if consistency and variant in VARIANTS and not {"cls", "seg"} <= set(VARIANTS[variant]):
         problems.append(f"consistency ties the CLS and SEG heads, but variant {variant!r} has "
                         f"{list(VARIANTS[variant])}, set consistency false")
+    if seg_peak and variant in VARIANTS and not {"cls", "seg"} <= set(VARIANTS[variant]):
+        problems.append(f"seg_peak adds the SEG head's peak to the CLS logit, but variant {variant!r} has "
+                        f"{list(VARIANTS[variant])}, set seg_peak false")
     _choice(problems, "negative_sampling", negative_sampling, NEGATIVE_SAMPLING)
     _choice(problems, "operator", operator, OPERATORS)
     _choice(problems, "init", init, INITS)
@@ -97,6 +105,12 @@ def check_settings(
     if seg_evidence and init is not None and init != "upstream":
         problems.append(f"seg_evidence uses the upstream model's segmentation decoder and head, but init is {init!r}; "
                         "set seg_evidence false, or init 'upstream'")
+    if seg_peak and slice_head is False:
+        problems.append("seg_peak is part of the upstream's slice logit, which a volume classifier keeps with "
+                        "slice_head; set slice_head true, or seg_peak false")
+    if seg_peak and init is not None and init != "upstream":
+        problems.append(f"seg_peak comes from an upstream model trained with seg_peak, but init is {init!r}; set "
+                        "seg_peak false, or init 'upstream'")
     if problems:
         raise SettingsError("; ".join(problems))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ClassificationHead", "ConvHead"]
+__all__ = ["ClassificationHead", "ConvHead", "tissue_peak"]
 
 
 class ClassificationHead(nn.Module):
@@ -26,3 +26,14 @@ class ConvHead(nn.Conv2d):
 
     def __init__(self, in_channels: int = 16, out_channels: int = 1) -> None:
         super().__init__(in_channels, out_channels, 3, padding=1)
+
+
+def tissue_peak(seg_logits: torch.Tensor, image: torch.Tensor, floor: float = -20.0) -> torch.Tensor:
+    """Largest lesion logit over tissue pixels: ``(B, 1, H, W), (B, C, H, W) -> (B, 1)``.
+
+    Tissue pixels are those whose input is above 0 in some channel (air and zero padding are 0 in every HU
+    window); a slice without tissue gives ``floor``.
+    """
+    tissue = (image > 0).any(dim=1, keepdim=True)
+    masked = torch.where(tissue, seg_logits, torch.full_like(seg_logits, floor))
+    return masked.flatten(1).amax(dim=1, keepdim=True)

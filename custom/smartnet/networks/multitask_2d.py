@@ -21,7 +21,7 @@ from torch import nn
 
 from .decoders import ReconstructionDecoder, UNetDecoder
 from .encoders import ResNetEncoder
-from .heads import ClassificationHead, ConvHead
+from .heads import ClassificationHead, ConvHead, tissue_peak
 
 __all__ = ["TASKS", "VARIANTS", "SmartNet2D", "split_heads", "pred_channels", "variant_tasks"]
 
@@ -86,6 +86,12 @@ class SmartNet2D(nn.Module):
         in_channels: input channels (HU windows); the reconstruction head outputs the same number.
         stem_stride: 1 (reference: total stride 16) or 2 (standard ResNet stem: total stride 32, 4x cheaper).
         dropout: dropout before the classification layer (0.5 in the reference).
+        seg_peak: the slice logit also sees the segmentation head: ``cls = head(features) + w * m + b``, where
+            ``m`` is the largest lesion logit over the slice's tissue pixels (pixels whose input is above 0 in some
+            channel; air and zero padding are left out) and ``w`` (starts at 1), ``b`` (starts at 0) are learned.
+            Needs the CLS and SEG heads. ``m`` is read without gradient: the segmentation head learns from its own
+            loss (a slice BCE through the single peak pixel drives every lesion logit down before the head has
+            learned lesions). Off in the reference.
 
     Input ``(B, C_in, H, W)`` with H and W multiples of the encoder's output stride (16 or 32); windowed, min-max
     scaled intensities in [0, 1]. Output: see the module docstring.
@@ -100,9 +106,12 @@ class SmartNet2D(nn.Module):
         in_channels: int = 1,
         stem_stride: int = 1,
         dropout: float = 0.5,
+        seg_peak: bool = False,
     ) -> None:
         super().__init__()
         self.tasks = _check_tasks(tasks)
+        if seg_peak and not ("cls" in self.tasks and "seg" in self.tasks):
+            raise ValueError(f"seg_peak needs the cls and seg heads, got tasks {self.tasks}")
         self.in_channels = in_channels
         self.encoder = ResNetEncoder(encoder, in_channels=in_channels, stem_stride=stem_stride)
         self.output_stride = self.encoder.output_stride
@@ -115,7 +124,11 @@ class SmartNet2D(nn.Module):
         self.seg_head = ConvHead(16, 1) if self.has_seg else None
         self.rec_decoder = ReconstructionDecoder(channels, stem_stride) if self.has_rec else None
         self.rec_head = ConvHead(16, in_channels) if self.has_rec else None
+        self.seg_peak = nn.Linear(1, 1) if seg_peak else None
         self._init_weights()
+        if self.seg_peak is not None:
+            nn.init.ones_(self.seg_peak.weight)
+            nn.init.zeros_(self.seg_peak.bias)
 
     def _init_weights(self) -> None:
         """Reference initialisation: decoders Kaiming-uniform (fan_in, ReLU), heads Xavier-uniform, zero biases."""
@@ -149,6 +162,8 @@ class SmartNet2D(nn.Module):
             out["cls"] = self.cls_head(features[-1])
         if self.seg_decoder is not None and self.seg_head is not None:
             out["seg"] = self.seg_head(self.seg_decoder(features))
+            if self.seg_peak is not None:
+                out["cls"] = out["cls"] + self.seg_peak(tissue_peak(out["seg"].detach(), x))
         if self.rec_decoder is not None and self.rec_head is not None:
             out["rec"] = self.rec_head(self.rec_decoder(features))
         return out

@@ -9,6 +9,8 @@ Load types (key prefixes shared by ``SmartNet2D`` and the volume models):
     encoder+decoder+seg_head  ``encoder.*``, ``seg_decoder.*``, ``seg_head.*``: for a segmenter with
                      ``slice_head=True``, or a classifier with ``seg_evidence=True``
     encoder+cls_head+decoder+seg_head  all four: a classifier with ``slice_head=True`` and ``seg_evidence=True``
+    encoder+cls_head+decoder+seg_head+seg_peak  also ``seg_peak.*``: a classifier with ``seg_peak=True``, from an
+                     upstream trained with ``seg_peak=True``
     imagenet          ``encoder.*``                  from a torchvision ImageNet ResNet file (``imagenet.py``)
 
 The load is strict inside the chosen prefixes: every such tensor of the network must come from the checkpoint with
@@ -36,6 +38,7 @@ LOAD_TYPES: dict[str, tuple[str, ...]] = {
     "encoder+cls_head": ("encoder.", "cls_head."),
     "encoder+decoder+seg_head": ("encoder.", "seg_decoder.", "seg_head."),
     "encoder+cls_head+decoder+seg_head": ("encoder.", "cls_head.", "seg_decoder.", "seg_head."),
+    "encoder+cls_head+decoder+seg_head+seg_peak": ("encoder.", "cls_head.", "seg_decoder.", "seg_head.", "seg_peak."),
     "imagenet": ("encoder.",),
 }
 

@@ -17,7 +17,7 @@ from torch import nn
 from .decoders import UNetDecoder
 from .encoders import ResNetEncoder
 from .freezing import EncoderFreezingMixin
-from .heads import ClassificationHead, ConvHead
+from .heads import ClassificationHead, ConvHead, tissue_peak
 from .slice_folding import fold_slices, unfold_slices, valid_slice_mask
 from .volume_operators import OPERATORS, build_operator
 
@@ -120,6 +120,11 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
             small scale the upstream's segmentation head separates volumes better than its slice classification head
             (see docs/training-at-small-scale.md). Not in the original (``False``).
         evidence_pixels: lesion pixels at which the evidence term starts at 0 (with ``seg_evidence``).
+        seg_peak: with ``slice_head``, the slice logit is the upstream's ``SmartNet2D(seg_peak=True)`` slice logit:
+            the slice head plus ``seg_peak.weight * m + seg_peak.bias``, ``m`` the largest lesion logit over the
+            slice's tissue pixels from the upstream's segmentation decoder and head, kept fixed as with
+            ``seg_evidence`` (load type ``encoder+cls_head+decoder+seg_head+seg_peak``). Not in the original
+            (``False``).
 
     With the defaults the parameter count is 40,820,673, as in the original.
     """
@@ -139,8 +144,11 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         slice_head: bool = False,
         seg_evidence: bool = False,
         evidence_pixels: float = 100.0,
+        seg_peak: bool = False,
     ) -> None:
         super().__init__()
+        if seg_peak and not slice_head:
+            raise ValueError("seg_peak is part of the upstream's slice logit: it needs slice_head=True")
         self.frozen_stages = []  # encoder stages kept frozen (see EncoderFreezingMixin)
         self.encoder = ResNetEncoder(encoder, in_channels=in_channels, stem_stride=stem_stride)
         self.output_stride = self.encoder.output_stride
@@ -152,37 +160,54 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(fc_features, 1)
         self.cls_head = ClassificationHead(self.encoder.out_channels[-1], dropout) if slice_head else None
-        self.seg_decoder = UNetDecoder(self.encoder.out_channels, stem_stride) if seg_evidence else None
-        self.seg_head = ConvHead(16, 1) if seg_evidence else None
+        uses_seg = seg_evidence or seg_peak
+        self.seg_decoder = UNetDecoder(self.encoder.out_channels, stem_stride) if uses_seg else None
+        self.seg_head = ConvHead(16, 1) if uses_seg else None
         self.evidence = nn.Linear(1, 1) if seg_evidence else None
-        self.decoder_frozen = bool(seg_evidence)  # the evidence decoder and head stay fixed
+        self.seg_peak = nn.Linear(1, 1) if seg_peak else None
+        self.decoder_frozen = bool(uses_seg)  # the evidence decoder and head stay fixed
         if self.cls_head is not None or self.evidence is not None:  # the operator starts as a zero correction
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
-        if self.seg_decoder is not None and self.evidence is not None:
+        if self.seg_decoder is not None and self.seg_head is not None:
             for p in self.seg_decoder.parameters():
                 p.requires_grad_(False)
-            for p in self.seg_head.parameters():  # type: ignore[union-attr]
+            for p in self.seg_head.parameters():
                 p.requires_grad_(False)
             self.seg_decoder.eval()
+        if self.seg_peak is not None:  # as SmartNet2D(seg_peak=True); replaced by the transferred weights
+            nn.init.ones_(self.seg_peak.weight)
+            nn.init.zeros_(self.seg_peak.bias)
+        if self.evidence is not None:
             nn.init.ones_(self.evidence.weight)
             nn.init.constant_(self.evidence.bias, -math.log1p(float(evidence_pixels)))
 
+    @property
+    def n_features(self) -> int:
+        """Pooled encoder features per slice (``F``); the columns of ``_encode_chunk`` after them are evidence."""
+        return self.encoder.out_channels[-1]
+
     def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
-        """``(n, F)`` pooled features, or ``(n, F + 1)`` with the slice's lesion pixel count last."""
+        """``(n, F + E)``: pooled features, then with ``seg_evidence`` the slice's lesion pixel count, then with
+        ``seg_peak`` its largest lesion logit over tissue (``E`` = 0, 1 or 2)."""
         features = self.encoder(slices)
         pooled = torch.flatten(self.pool(features[-1]), 1)
         if self.seg_decoder is None or self.seg_head is None:
             return pooled
         fixed = [f.detach() for f in features]  # evidence only: no gradient into the encoder through it
-        lesion = self.seg_head(self.seg_decoder(fixed)) > 0  # probability above 0.5
-        lesion = lesion & (slices > 0).any(dim=1, keepdim=True)  # not in air (0 in every window), e.g. the border
-        return torch.cat([pooled, lesion.flatten(1).sum(1, keepdim=True).to(pooled.dtype)], dim=1)
+        logits = self.seg_head(self.seg_decoder(fixed))
+        columns = [pooled]
+        if self.evidence is not None:
+            lesion = logits > 0  # probability above 0.5
+            lesion = lesion & (slices > 0).any(dim=1, keepdim=True)  # not in air (0 in every window), e.g. the border
+            columns.append(lesion.flatten(1).sum(1, keepdim=True).to(pooled.dtype))
+        if self.seg_peak is not None:
+            columns.append(tissue_peak(logits, slices).to(pooled.dtype))
+        return torch.cat(columns, dim=1)
 
     def slice_features(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``(B, D, F)`` pooled encoder features of each slice (zeros at padded slices)."""
-        encoded = self._encode_slices(volume, _check_depths(volume, depths))
-        return encoded if self.evidence is None else encoded[..., :-1]
+        return self._encode_slices(volume, _check_depths(volume, depths))[..., : self.n_features]
 
     def forward(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Volume ICH logits ``(B, 1)`` for ``volume`` ``(B, C_in, H, W, D)`` with true ``depths`` ``(B,)``."""
@@ -190,12 +215,14 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
             volume = _plain_tensor(volume)
         checked = _check_depths(volume, depths)
         encoded = self._encode_slices(volume, checked)
-        features = encoded if self.evidence is None else encoded[..., :-1]
+        f = self.n_features
+        features = encoded[..., :f]
         logit = self.head(self.dropout(self.act(self.fc(self.operator(features, checked)))))
         if self.cls_head is not None:
-            logit = logit + self.max_slice_logit(features, checked)
+            peaks: Optional[torch.Tensor] = encoded[..., -1] if self.seg_peak is not None else None
+            logit = logit + self.max_slice_logit(features, checked, peaks)
         if self.evidence is not None:  # padded slices hold a count of 0
-            logit = logit + self.evidence(torch.log1p(encoded[..., -1].sum(dim=1, keepdim=True)))
+            logit = logit + self.evidence(torch.log1p(encoded[..., f].sum(dim=1, keepdim=True)))
         return logit
 
     def lesion_pixels(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -203,13 +230,17 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         needs ``seg_evidence``."""
         if self.evidence is None:
             raise RuntimeError("the model has no segmentation evidence (seg_evidence=False)")
-        return self._encode_slices(volume, _check_depths(volume, depths))[..., -1]
+        return self._encode_slices(volume, _check_depths(volume, depths))[..., self.n_features]
 
-    def max_slice_logit(self, features: torch.Tensor, depths: Optional[torch.Tensor]) -> torch.Tensor:
-        """``(B, 1)``: the slice head's largest logit over the real slices of ``features`` ``(B, D, F)``."""
+    def max_slice_logit(self, features: torch.Tensor, depths: Optional[torch.Tensor],
+                        peaks: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(B, 1)``: the largest slice logit over the real slices of ``features`` ``(B, D, F)``; with ``seg_peak``
+        each slice logit adds the peak term of the slice's ``peaks`` ``(B, D)`` (largest lesion logit over tissue)."""
         if self.cls_head is None:
             raise RuntimeError("the model has no slice head (slice_head=False)")
         logits = self.cls_head.fc(features)[..., 0]  # (B, D); pooled features, no dropout (a fixed decision)
+        if self.seg_peak is not None and peaks is not None:
+            logits = logits + self.seg_peak(peaks[..., None])[..., 0]
         if depths is not None:
             mask = valid_slice_mask(depths, features.shape[0], features.shape[1], features.device)
             logits = logits.masked_fill(~mask, float("-inf"))

@@ -172,9 +172,10 @@ def load_study(path: str | Path) -> Study:
                     continue
                 arm_id = f"up-{variant}-{_cons_tag(cons)}-s{seed}"
                 upstream_arms[(variant, cons, seed)] = arm_id
-                arms.append(Arm(arm_id, "upstream", seed, variant=variant, consistency=cons,
-                                overrides={**common, **(up.get("overrides") or {}), "variant": variant,
-                                           "consistency": cons}))
+                overrides = {**common, **(up.get("overrides") or {}), "variant": variant, "consistency": cons}
+                if not both:
+                    overrides["seg_peak"] = False  # no CLS and SEG heads to tie (a profile may switch it on)
+                arms.append(Arm(arm_id, "upstream", seed, variant=variant, consistency=cons, overrides=overrides))
     imagenet_path = str(Path(str(down.get("imagenet_path", ""))).expanduser()) if "imagenet" in inits else None
     for task, init, seed in itertools.product(tasks, inits, seeds):
         sources = [None] if init != "upstream" else [k for k in upstream_arms if k[2] == seed]
