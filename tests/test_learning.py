@@ -1,13 +1,13 @@
 """Learning tests: the whole SMART-Net chain learns on held-out synthetic volumes, at two training seeds.
 
 Every run goes through `python -m monai.bundle run` with the bundles' demo profiles (ResNet-18, stride-2 stem, no
-CLAHE, brain + subdural + bone windows; the classifier with the upstream's segmentation evidence, ``seg_evidence``;
-the segmenter keeping the upstream's 2D head, ``slice_head``):
+CLAHE, brain + subdural + bone windows; the upstream's slice logit with the segmentation head's peak, ``seg_peak``,
+which the classifier keeps, ``slice_head``; the segmenter keeping the upstream's 2D head, ``slice_head``):
 
 1. upstream multi-task training, evaluated on every slice of the test split: slice AUROC, sensitivity + specificity at
    the operating point chosen on the validation split;
-2. the volume classifier (BiLSTM, the reference operator, plus the upstream's fixed segmentation evidence) from that
-   upstream checkpoint: volume AUROC and sensitivity + specificity at its stored operating point;
+2. the volume classifier (BiLSTM, the reference operator, plus the upstream's own slice logit, its largest over the
+   slices) from that upstream checkpoint: volume AUROC and sensitivity + specificity at its stored operating point;
 3. the volume segmenter from the upstream encoder, decoder and head: mean Dice on the test haemorrhage volumes and
    false-positive mL on the haemorrhage-free ones.
 
@@ -109,11 +109,11 @@ def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(trained, 
 
 def test_bf16_inference_matches_fp32_on_the_trained_classifier(trained, learning_dataset, tmp_path):
     """The CPU bf16 path (``precision: bf16``) of a trained volume classifier (BiLSTM on the upstream encoder, without
-    segmentation evidence): every test volume's probability within 0.02 of fp32 (the documented tolerance), decisions
+    segmentation evidence or the upstream's slice logit): every test volume's probability within 0.02 of fp32 (the documented tolerance), decisions
     at 0.5 unchanged but for probabilities that near. (With ``seg_evidence`` the logit counts pixels whose lesion
     logit is above 0, a count that bf16 can change by a few pixels: documented, not asserted.)"""
     root = tmp_path / DOWN_CLS.name
-    model = {"dataset_dir": learning_dataset, **COMMON, "seg_evidence": False, "slice_head": False}
+    model = {"dataset_dir": learning_dataset, **COMMON, "seg_evidence": False, "slice_head": False, "seg_peak": False}
     run_bundle(DOWN_CLS, ["train.json", "demo.json"],
                {**model, "seed": trained.seed, "epochs": 2, "val_interval": 2,
                 "pretrained_path": trained.root / "smartnet_upstream" / "models" / "model.pt"}, bundle_root=root)
