@@ -14,7 +14,8 @@ order CLS, SEG, REC (see ``pred_channels``):
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+import math
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
@@ -92,6 +93,9 @@ class SmartNet2D(nn.Module):
             Needs the CLS and SEG heads. ``m`` is read without gradient: the segmentation head learns from its own
             loss (a slice BCE through the single peak pixel drives every lesion logit down before the head has
             learned lesions). Off in the reference.
+        seg_prior: start the segmentation head's bias at ``log(p / (1 - p))`` for this lesion probability ``p`` (the
+            prior-probability initialisation of focal-loss detectors), so that training does not first have to
+            learn "background" from a head that says 0.5 everywhere. ``None`` (the reference): bias 0.
 
     Input ``(B, C_in, H, W)`` with H and W multiples of the encoder's output stride (16 or 32); windowed, min-max
     scaled intensities in [0, 1]. Output: see the module docstring.
@@ -107,6 +111,7 @@ class SmartNet2D(nn.Module):
         stem_stride: int = 1,
         dropout: float = 0.5,
         seg_peak: bool = False,
+        seg_prior: Optional[float] = None,
     ) -> None:
         super().__init__()
         self.tasks = _check_tasks(tasks)
@@ -126,6 +131,12 @@ class SmartNet2D(nn.Module):
         self.rec_head = ConvHead(16, in_channels) if self.has_rec else None
         self.seg_peak = nn.Linear(1, 1) if seg_peak else None
         self._init_weights()
+        if seg_prior is not None:
+            if not 0.0 < seg_prior < 1.0:
+                raise ValueError(f"seg_prior must be a probability in (0, 1), got {seg_prior}")
+            if self.seg_head is None:
+                raise ValueError(f"seg_prior sets the SEG head's bias, but tasks are {self.tasks}")
+            nn.init.constant_(self.seg_head.bias, math.log(seg_prior / (1.0 - seg_prior)))
         if self.seg_peak is not None:
             nn.init.ones_(self.seg_peak.weight)
             nn.init.zeros_(self.seg_peak.bias)
