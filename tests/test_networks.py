@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -131,3 +133,18 @@ def test_seg_peak_adds_the_tissue_peak_of_the_seg_head_to_the_slice_logit():
     assert model.seg_peak.weight.grad.abs().item() > 0
     with pytest.raises(ValueError, match="seg_peak needs"):
         SmartNet2D(tasks=["cls", "rec"], seg_peak=True)
+
+
+def test_seg_prior_starts_the_seg_head_at_the_lesion_prior():
+    """``seg_prior``: every pixel starts near that lesion probability (bias log(p / (1 - p))); bad values are named."""
+    torch.manual_seed(0)
+    model = SmartNet2D(encoder="resnet18", stem_stride=2, seg_prior=0.01).eval()
+    assert model.seg_head.bias.item() == pytest.approx(math.log(0.01 / 0.99))
+    with torch.no_grad():
+        probability = torch.sigmoid(model.forward_heads(torch.rand(2, 1, 64, 64))["seg"])
+    assert probability.median().item() < 0.1  # the reference's zero bias starts near 0.5
+    assert SmartNet2D(encoder="resnet18", stem_stride=2).seg_head.bias.abs().max().item() == 0.0
+    with pytest.raises(ValueError, match="seg_prior must be a probability"):
+        SmartNet2D(encoder="resnet18", stem_stride=2, seg_prior=1.5)
+    with pytest.raises(ValueError, match="seg_prior sets the SEG head"):
+        SmartNet2D(tasks=["cls"], encoder="resnet18", stem_stride=2, seg_prior=0.01)

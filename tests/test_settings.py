@@ -21,6 +21,8 @@ def test_reference_and_demo_settings_pass():
     ({"variant": "triple"}, "variant 'triple'"),
     ({"variant": "dual_cls_rec", "consistency": True}, "consistency ties the CLS and SEG heads"),
     ({"variant": "single_cls", "seg_peak": True}, "seg_peak adds the SEG head's peak"),
+    ({"seg_prior": 1.0}, "seg_prior 1.0 must be a lesion probability"),
+    ({"variant": "single_cls", "seg_prior": 0.01}, "seg_prior sets the SEG head's starting bias"),
     ({"negative_sampling": "random"}, "negative_sampling 'random'"),
     ({"operator": "lstm3d"}, "operator 'lstm3d'"),
     ({"init": "pretrained"}, "init 'pretrained'"),

@@ -45,6 +45,8 @@ def test_demo_and_paper_study_files_expand_to_the_intended_arms():
     single_seg = next(a for a in upstream if a.id == "up-single_seg-nocons-s0")
     assert single_seg.overrides["seg_peak"] is False  # no CLS head for the SEG peak (the demo profile sets it)
     assert "seg_peak" not in next(a for a in upstream if a.id == "up-smartnet-cons-s0").overrides
+    assert next(a for a in upstream if a.id == "up-single_cls-nocons-s0").overrides["seg_prior"] is None
+    assert "seg_prior" not in single_seg.overrides
     seg_from_cls_only = next(a for a in paper.arms if a.id == "seg-upstream-single_cls-nocons-s0")
     assert seg_from_cls_only.overrides["load_type"] == "encoder"  # that upstream has no seg decoder
     assert seg_from_cls_only.overrides["slice_head"] is False  # nor a 2D segmentation head to keep

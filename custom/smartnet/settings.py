@@ -61,6 +61,7 @@ def check_settings(
     slice_head: Optional[bool] = None,
     seg_evidence: Optional[bool] = None,
     seg_peak: Optional[bool] = None,
+    seg_prior: Optional[float] = None,
 ) -> None:
     """Raise ``SettingsError`` listing every problem of the given settings (``None`` = not a setting of this bundle).
 
@@ -74,6 +75,7 @@ def check_settings(
         slice_head: keep the upstream's slice head in a volume model (needs ``init`` ``upstream``).
         seg_evidence: the classifier's segmentation evidence from the upstream's seg decoder and head (needs
             ``init`` ``upstream``).
+        seg_prior: upstream: the SEG head's starting lesion probability, in (0, 1) (needs a SEG head).
         seg_peak: upstream: the slice logit adds the SEG head's peak (needs the CLS and SEG heads); volume
             classifier: keep that slice logit (needs ``slice_head`` and ``init`` ``upstream``).
     """
@@ -93,6 +95,12 @@ def check_settings(
     if seg_peak and variant in VARIANTS and not {"cls", "seg"} <= set(VARIANTS[variant]):
         problems.append(f"seg_peak adds the SEG head's peak to the CLS logit, but variant {variant!r} has "
                         f"{list(VARIANTS[variant])}, set seg_peak false")
+    if seg_prior is not None:
+        if isinstance(seg_prior, bool) or not isinstance(seg_prior, (int, float)) or not 0.0 < seg_prior < 1.0:
+            problems.append(f"seg_prior {seg_prior!r} must be a lesion probability in (0, 1), e.g. 0.01, or null")
+        elif variant in VARIANTS and "seg" not in VARIANTS[variant]:
+            problems.append(f"seg_prior sets the SEG head's starting bias, but variant {variant!r} has "
+                            f"{list(VARIANTS[variant])}, set seg_prior null")
     _choice(problems, "negative_sampling", negative_sampling, NEGATIVE_SAMPLING)
     _choice(problems, "operator", operator, OPERATORS)
     _choice(problems, "init", init, INITS)

@@ -175,6 +175,8 @@ def load_study(path: str | Path) -> Study:
                 overrides = {**common, **(up.get("overrides") or {}), "variant": variant, "consistency": cons}
                 if not both:
                     overrides["seg_peak"] = False  # no CLS and SEG heads to tie (a profile may switch it on)
+                if "seg" not in VARIANTS[variant]:
+                    overrides["seg_prior"] = None  # no SEG head to start at a prior (a profile may set one)
                 arms.append(Arm(arm_id, "upstream", seed, variant=variant, consistency=cons, overrides=overrides))
     imagenet_path = str(Path(str(down.get("imagenet_path", ""))).expanduser()) if "imagenet" in inits else None
     for task, init, seed in itertools.product(tasks, inits, seeds):
