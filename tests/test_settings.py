@@ -56,20 +56,20 @@ def test_settings_record_is_plain_data_and_a_mismatch_names_each_setting(tmp_pat
     from smartnet.settings import SettingsRecord
 
     trained = SettingsRecord(encoder="resnet18", stem_stride=2, image_size=96, hu_windows=((0, 80),), clahe=True,
-                             orientation="PLS", variant="smartnet")
+                             orientation="PLS", variant="smartnet", seg_peak=True)
     path = tmp_path / "model.pt"
     torch.save({"model": {"w": torch.zeros(1)}, "settings": trained.state_dict()}, path)
     assert torch.load(path, weights_only=True)["settings"]["hu_windows"] == [[0, 80]]  # plain data
     same = SettingsRecord(encoder="resnet18", stem_stride=2, image_size=96, hu_windows=[[0, 80]], clahe=True,
-                          orientation="PLS", variant="smartnet")
+                          orientation="PLS", variant="smartnet", seg_peak=True)
     assert check_inference_weights(path, settings=same) is True
     other = SettingsRecord(encoder="resnet18", stem_stride=1, image_size=256, hu_windows=[[0, 80]], clahe=False,
-                           orientation="PLS", variant="smartnet")
+                           orientation="PLS", variant="smartnet", seg_peak=False)
     with pytest.raises(CheckpointError) as info:
         check_inference_weights(path, settings=other)
     message = str(info.value)
     for phrase in ("stem_stride: 2 in the checkpoint, 1 in this run", "image_size: 96 in the checkpoint, 256",
-                   "clahe: True in the checkpoint, False"):
+                   "clahe: True in the checkpoint, False", "seg_peak: True in the checkpoint, False"):
         assert phrase in message
     assert "encoder" not in message.split("this run:")[1].split(".")[0]  # equal settings are not named
 
