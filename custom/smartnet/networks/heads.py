@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ClassificationHead", "ConvHead", "tissue_peak"]
+__all__ = ["ClassificationHead", "ConvHead", "tissue_mask", "tissue_peak"]
 
 
 class ClassificationHead(nn.Module):
@@ -28,12 +28,17 @@ class ConvHead(nn.Conv2d):
         super().__init__(in_channels, out_channels, 3, padding=1)
 
 
+def tissue_mask(image: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W) -> (B, 1, H, W)`` bool: pixels whose input is above 0 in some channel (air and zero padding are
+    0 in every HU window)."""
+    return (image > 0).any(dim=1, keepdim=True)
+
+
 def tissue_peak(seg_logits: torch.Tensor, image: torch.Tensor, floor: float = -20.0) -> torch.Tensor:
     """Largest lesion logit over tissue pixels: ``(B, 1, H, W), (B, C, H, W) -> (B, 1)``.
 
     Tissue pixels are those whose input is above 0 in some channel (air and zero padding are 0 in every HU
     window); a slice without tissue gives ``floor``.
     """
-    tissue = (image > 0).any(dim=1, keepdim=True)
-    masked = torch.where(tissue, seg_logits, torch.full_like(seg_logits, floor))
+    masked = torch.where(tissue_mask(image), seg_logits, torch.full_like(seg_logits, floor))
     return masked.flatten(1).amax(dim=1, keepdim=True)

@@ -17,7 +17,7 @@ from torch import nn
 from .decoders import UNetDecoder
 from .encoders import ResNetEncoder
 from .freezing import EncoderFreezingMixin
-from .heads import ClassificationHead, ConvHead, tissue_peak
+from .heads import ClassificationHead, ConvHead, tissue_mask, tissue_peak
 from .slice_folding import fold_slices, unfold_slices, valid_slice_mask
 from .volume_operators import OPERATORS, build_operator
 
@@ -199,7 +199,7 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
         columns = [pooled]
         if self.evidence is not None:
             lesion = logits > 0  # probability above 0.5
-            lesion = lesion & (slices > 0).any(dim=1, keepdim=True)  # not in air (0 in every window), e.g. the border
+            lesion = lesion & tissue_mask(slices)  # not in air (0 in every window), e.g. the border
             columns.append(lesion.flatten(1).sum(1, keepdim=True).to(pooled.dtype))
         if self.seg_peak is not None:
             columns.append(tissue_peak(logits, slices).to(pooled.dtype))
