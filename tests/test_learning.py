@@ -101,8 +101,9 @@ def test_volume_classifier_learns_from_the_upstream_encoder(trained, learning_da
 
 
 def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(trained, learning_dataset):
-    metrics = _train_and_evaluate(DOWN_SEG, trained, learning_dataset, epochs=6, val_interval=3, learning_rate=2e-3,
-                                  min_lr_factor=1.0, freeze_decoder=False)  # at 64 px the decoder trains too
+    # the demo profile as shipped (decoder fixed): unfreezing the decoder at lr 2e-3 drifted it into marking the
+    # skull's bone at the vertex and base slices as lesion at seed 0 (8.6 mL per lesion-free test volume)
+    metrics = _train_and_evaluate(DOWN_SEG, trained, learning_dataset, epochs=6, val_interval=3)
     assert metrics["dice_mean"] >= THRESHOLD_DICE, metrics
     assert metrics["false_positive_ml_mean_normal"] <= THRESHOLD_FP_ML, metrics  # not "lesion" everywhere
 
