@@ -9,6 +9,7 @@ Typical usage::
     smartnet release --out_dir dist                 # <name>_v<version>.zip per bundle, for monai.bundle download
     smartnet report bundles/smartnet_upstream/eval/evaluation   # figures, CIs and report.html from saved results
     smartnet real-check                             # synthetic bleeds on a real head CT; evaluate the trained bundles
+    smartnet operating-point bundles/smartnet_down_cls --dataset_dir /data/ich   # threshold chosen on your scans
 """
 
 from __future__ import annotations
@@ -25,17 +26,31 @@ import fire
 from .data.datalist import DatalistError, write_datalist
 from .data.validation import validate_datalist
 
-__all__ = ["main", "demo", "demo_data", "datalist", "validate", "release", "report", "real_check"]
+__all__ = ["main", "demo", "demo_data", "datalist", "validate", "release", "report", "real_check", "operating_point"]
 
 DEFAULT_DATA_DIR = "~/smartnet_data/demo"
 # the demo's split sizes: 16 validation volumes for the operating points and the best checkpoint, 16 test volumes
 DEMO_SPLITS = {"n_train": 40, "n_valid": 16, "n_test": 16}
 REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+DEFAULT_REAL_SOURCE = "shared/data/head_ct_ge/ge_head_ct_axial_256.nii.gz"  # beside the repository, never inside
 
 
 def _fail(message: str, code: int = 1) -> None:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def _flag(value: object, name: str) -> bool:
+    """A boolean option as typed on the command line: fire passes ``--x false`` as the string "false"."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    _fail(f"--{name} takes true or false, got {value!r}")
+    return False
 
 
 def demo_data(
@@ -204,7 +219,7 @@ def demo(
     stale = written.is_file() and {k: json.loads(written.read_text()).get(k) for k in wanted} != wanted
     if stale:
         print(f"the demo data in {data} was generated with other settings than {wanted}: writing it again")
-    if regenerate or stale or not (data / "datalist.json").is_file():
+    if _flag(regenerate, "regenerate") or stale or not (data / "datalist.json").is_file():
         demo_data(str(data), size=size, anatomy=anatomy, **DEMO_SPLITS)
     else:
         print(f"using the demo data in {data} (pass --regenerate to write it again)")
@@ -245,7 +260,7 @@ def _dice_by_kind(per_case_csv: Path, kinds_json: Path) -> dict[str, float]:
 
 
 def real_check(
-    source: str = "../shared/data/head_ct_ge/ge_head_ct_axial_256.nii.gz",
+    source: str | None = None,
     output_dir: str = "~/smartnet_data/real_anatomy",
     bundles_dir: str | None = None,
     n_hemorrhage: int = 10,
@@ -259,7 +274,8 @@ def real_check(
     real skulls, sulci and ventricles).
 
     Args:
-        source: a lesion-free head CT in HU (NIfTI); the default is the BSD-licensed GE scan beside the repository.
+        source: a lesion-free head CT in HU (NIfTI); the default is the BSD-licensed GE scan beside the repository
+            (``../shared/data/head_ct_ge/ge_head_ct_axial_256.nii.gz`` from the repository root, wherever it runs).
         output_dir: where the cases are written (never inside the project: they derive from a real scan).
         bundles_dir: the folder holding the trained bundles (default: this repository's ``bundles/``).
         n_hemorrhage, n_normal: cases of each class.
@@ -269,12 +285,12 @@ def real_check(
     """
     from .data.real_anatomy import write_real_anatomy_set
 
-    src = Path(source).expanduser()
+    src = Path(source).expanduser() if source else REPO_BUNDLES.parents[1] / DEFAULT_REAL_SOURCE
     if not src.is_file():
         _fail(f"no head CT at {src}; pass --source <lesion-free head CT in HU, NIfTI>")
     print(f"painting bleeds into {src} -> {output_dir}", flush=True)
     datalist_path = write_real_anatomy_set(src, output_dir, n_hemorrhage, n_normal, seed=seed)
-    if not evaluate:
+    if not _flag(evaluate, "evaluate"):
         return {}
     root = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
     configs = ["train.json"] + ([f"{profile}.json"] if profile else []) + ["evaluate.json"]
@@ -290,6 +306,92 @@ def real_check(
     print(f"\nReal-anatomy check ({n_hemorrhage} haemorrhage + {n_normal} lesion-free cases from {src.name}):")
     _print_metrics(results)
     return results
+
+
+def operating_point(
+    bundle_dir: str,
+    dataset_dir: str,
+    split: str = "validation",
+    method: str = "youden",
+    target_sensitivity: float = 0.95,
+    profile: str = "demo",
+    dry_run: bool = False,
+    **overrides,
+) -> dict:
+    """Choose a trained bundle's decision threshold again on labelled scans of your own, without retraining.
+
+    A threshold chosen on one site's validation scans does not carry to another scanner or population (the demo
+    models' classifier calls every real head CT positive while ranking them well; docs/training-at-small-scale.md).
+    This evaluates the bundle on ``split`` of ``dataset_dir``'s datalist, picks the threshold there with the rule
+    training uses and stores it in ``models/model.pt`` (with the one it replaces and the data it was chosen on), where
+    evaluation, inference, reports and the MONAI Label app read it. The volume classifier gets its volume threshold,
+    the upstream its slice and volume thresholds; the segmenter has no decision threshold to choose.
+
+    Args:
+        bundle_dir: a trained ``smartnet_down_cls`` or ``smartnet_upstream`` bundle (``models/model.pt``).
+        dataset_dir: a folder with ``datalist.json`` holding haemorrhage and lesion-free cases in ``split``.
+        split: the datalist split to choose on (never the split you report results on).
+        method: ``youden`` (balanced errors) or ``sensitivity`` (the highest threshold reaching
+            ``target_sensitivity``, for triage).
+        profile: the config profile the bundle was trained with (``demo``; ``""`` for the reference configs).
+        dry_run: print the new threshold without storing it.
+        overrides: further config ids for the evaluation run, as the bundle was trained with them (e.g.
+            ``--image_size 128``); the checkpoint's settings record refuses a mismatch.
+    """
+    from .operating_point import METHODS
+    from .recalibration import OperatingPointError, SCORE_SOURCES, evaluation_scores, rechoose_operating_point
+
+    if method not in METHODS or method == "fixed":
+        _fail(f"unknown method {method!r}; choose youden or sensitivity")
+    if not 0.0 < float(target_sensitivity) <= 1.0:
+        _fail(f"target_sensitivity must be in (0, 1], got {target_sensitivity}")
+    dry_run = _flag(dry_run, "dry_run")
+    bundle = Path(bundle_dir).expanduser()
+    checkpoint = bundle / "models" / "model.pt"
+    if not (bundle / "configs" / "evaluate.json").is_file():
+        _fail(f"no bundle at {bundle} (configs/evaluate.json missing)")
+    if not checkpoint.is_file():
+        _fail(f"{checkpoint} does not exist: train the bundle first")
+    network = json.loads((bundle / "configs" / "train.json").read_text()).get("network_def", {}).get("_target_", "")
+    if network.endswith("VolumeSegmenter"):
+        _fail(f"{bundle.name} has no decision threshold to choose (the segmenter's voxel threshold, 0.5, is fixed)")
+    datalist_path = Path(dataset_dir).expanduser() / "datalist.json"
+    if not datalist_path.is_file():
+        _fail(f"no datalist at {datalist_path} (write one with: smartnet datalist {dataset_dir})")
+    eval_dir = bundle / "eval" / f"operating_point_{split}"
+    configs = ["train.json"] + ([f"{profile}.json"] if profile else []) + ["evaluate.json"]
+    _bundle_run(bundle, configs, {**overrides, "dataset_dir": str(datalist_path.parent), "eval_split": split,
+                                  "eval_dir": str(eval_dir), "report": False})
+    kind = "upstream" if (eval_dir / "slice_predictions.csv").is_file() else "volume_cls"
+    try:
+        scores = evaluation_scores(eval_dir, kind)
+        result = rechoose_operating_point(checkpoint, scores, method, float(target_sensitivity),
+                                          chosen_on=f"{datalist_path} split {split}", write=not dry_run)
+    except OperatingPointError as err:
+        _fail(str(err))
+        return {}
+    previous, record = result["previous"], result["record"]
+    print(f"\nOperating point of {bundle.name} ({method}) on {split} of {datalist_path}:")
+    for key in SCORE_SOURCES[kind]:
+        prefix = key[: -len("threshold")]
+        values, labels = scores[key]
+        old = previous.get(key)
+        print(f"  {key.replace('_', ' ')} ({int(labels.sum())} positive, {int((~labels).sum())} negative):")
+        if old is not None:
+            _, sens, spec = _rates_at(values, labels, float(old))
+            print(f"    stored   {float(old):.6g}: sensitivity {sens:.3f}, specificity {spec:.3f}")
+        print(f"    chosen   {record[key]:.6g}: sensitivity {record[prefix + 'sensitivity']:.3f}, "
+              f"specificity {record[prefix + 'specificity']:.3f}")
+    print("not stored (--dry_run)" if dry_run else f"stored in {checkpoint} (the replaced value is kept as 'previous')")
+    return record
+
+
+def _rates_at(scores, labels, threshold: float) -> tuple[float, float, float]:
+    """``(threshold, sensitivity, specificity)`` of ``scores`` against ``labels`` at a given threshold."""
+    from .operating_point import choose_threshold
+
+    fixed = choose_threshold(scores, labels, "fixed", fixed=threshold)
+    return threshold, fixed["sensitivity"], fixed["specificity"]
 
 
 def release(
@@ -379,6 +481,7 @@ def main() -> None:
         "report": report,
         "study": study,
         "real-check": real_check,
+        "operating-point": operating_point,
     }
     fire.Fire(commands, serialize=lambda result: None)  # the commands print their own results
 

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
 from monai.data import NibabelWriter
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "os_error_in",
     "atomic_write_text",
     "atomic_write_csv",
+    "atomic_torch_save",
     "AtomicNibabelWriter",
 ]
 
@@ -127,6 +129,11 @@ def atomic_write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
             writer.writerows(rows)
 
     _replace_into(Path(path), write)
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: object) -> None:
+    """``torch.save(obj, path)`` atomically (temporary file, then rename): a failed write keeps the old file."""
+    _replace_into(Path(path), lambda tmp: torch.save(obj, tmp))
 
 
 class AtomicNibabelWriter(NibabelWriter):
