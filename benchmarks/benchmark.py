@@ -332,12 +332,38 @@ def run_section(args) -> None:
     print(json.dumps(result))
 
 
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")  # /proc/cpuinfo names
+
+
+def cpu_features() -> dict:
+    """The CPU's model name and the instruction sets that decide which convolution kernels oneDNN can use: each of
+    ``ISA_FLAGS`` as True / False (None where ``/proc/cpuinfo`` cannot be read), and torch's own dispatch level
+    (``torch.backends.cpu.get_cpu_capability()``: ``DEFAULT``, ``AVX2``, ``AVX512``, ...)."""
+    import torch
+
+    model, flags = platform.processor() or platform.machine(), None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if flags is not None:
+                break  # the first processor's entry is enough
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    isa = {name: (name in flags) if flags is not None else None for name in ISA_FLAGS}
+    return {"cpu_model": model, "isa": isa, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def machine(threads: int) -> dict:
     import torch
 
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "threads": threads, "torch": torch.__version__, "device": "cpu",
-            "precision": "fp32 (bf16 rows say so)", "bf16_native": torch.ops.mkldnn._is_mkldnn_bf16_supported()}
+            **cpu_features(), "cpu_count": os.cpu_count(), "threads": threads, "torch": torch.__version__,
+            "device": "cpu", "precision": "fp32 (bf16 rows say so)",
+            "bf16_native": torch.ops.mkldnn._is_mkldnn_bf16_supported()}
 
 
 def main() -> None:
@@ -390,7 +416,9 @@ def main() -> None:
 
 def print_table(results: dict) -> None:
     m, s = results["machine"], results["sections"]
-    print(f"\nSMART-Net benchmark: {m['processor']}, {m['threads']} threads, {m['device']}, {m['precision']}, "
+    isa = ", ".join(name for name, present in m.get("isa", {}).items() if present) or "unknown"
+    print(f"\nSMART-Net benchmark: {m.get('cpu_model', m['processor'])} ({isa}; bf16 native: {m['bf16_native']}), "
+          f"{m['threads']} threads, {m['device']}, {m['precision']}, "
           f"torch {m['torch']}{' (quick sizes)' if results['quick'] else ''}")
 
     def fmt(value, digits=2) -> str:
