@@ -195,3 +195,31 @@ def test_downloaded_bundle_runs_without_the_project(release, fresh_python, tiny_
     text = _ok(_run([fresh_python, "-c", script], cwd=bundle))
     assert f"SmartNetVolumeSegmenter {bundle / 'smartnet' / '__init__.py'}" in text
     assert torch.load(bundle / "models" / "model.pt", weights_only=True)  # the shipped file is untouched
+
+
+def test_eval_metrics_are_those_of_the_shipped_weights(user_bundles, tmp_path):
+    """metadata.json's eval_metrics in an archive: the shipped weights' own test evaluation, never a stale one or a
+    placeholder; the repo's metadata carries none (it ships no weights)."""
+    import os
+
+    from smartnet.release import build_archive
+
+    bundle = tmp_path / "smartnet_down_seg"
+    shutil.copytree(user_bundles / "smartnet_down_seg", bundle)
+    assert "eval_metrics" not in json.loads((BUNDLES / "smartnet_down_seg" / "configs" / "metadata.json").read_text())
+    evaluation = bundle / "eval" / "evaluation"
+    evaluation.mkdir(parents=True)
+    written = {"dice_mean": 0.61, "false_positive_ml_mean_normal": 0.4}
+    (evaluation / "metrics.json").write_text(json.dumps({"metrics": {**written, "note": "text"}}))
+
+    def released_metadata(out: Path) -> dict:
+        artifact = build_archive(bundle, out)
+        with zipfile.ZipFile(artifact.archive) as zf:
+            return json.loads(zf.read("smartnet_down_seg/configs/metadata.json"))
+
+    metadata = released_metadata(tmp_path / "fresh")
+    assert metadata["eval_metrics"] == written and metadata["version"] == VERSION
+    model = bundle / "models" / "model.pt"
+    later = (evaluation / "metrics.json").stat().st_mtime + 10
+    os.utime(model, (later, later))  # weights trained again after that evaluation
+    assert "eval_metrics" not in released_metadata(tmp_path / "stale")

@@ -16,7 +16,7 @@ release archive carries inside the bundle is found without installing the projec
 import logging as _logging
 import os as _os
 
-__version__ = "0.9.0"
+__version__ = "0.9.1"
 
 from . import checkpoints, data, engines, handlers, inferers, losses, metrics, networks, operating_point, precision, schedules, settings, transforms  # noqa: E402,E501
 

@@ -9,6 +9,10 @@ Weights (``models/model.pt``) are either packed into the archive, or, with ``wei
 (fetched by ``python -m monai.bundle download_large_files``). Before packing, the weights are loaded strictly into
 the inference ``network_def``, under the default configs or a profile in ``configs/`` (such as ``demo.json``), so an
 archive never ships weights that its configs cannot load.
+
+``eval_metrics`` in the archive's ``metadata.json`` are those of the weights it ships: the numeric metrics of the
+bundle's own test evaluation (``eval/evaluation/metrics.json``, written by ``evaluate.json``) when it is newer than
+``models/model.pt``; an archive without weights, or with weights evaluated before their last training, has none.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ __all__ = [
     "ReleaseArtifact",
     "build_release",
     "build_archive",
+    "eval_metrics_of",
     "package_files",
     "weights_profile",
 ]
@@ -156,6 +161,27 @@ def _write_zip(archive: Path, members: dict[str, Path | bytes]) -> None:
     partial.replace(archive)
 
 
+def eval_metrics_of(bundle_dir: Path, model: Path | None) -> dict[str, float] | None:
+    """The numeric test metrics of ``model`` from ``<bundle_dir>/eval/evaluation/metrics.json``, or None when there
+    are no weights, no evaluation, or the evaluation is older than the weights (a stale number is worse than none)."""
+    metrics_file = bundle_dir / "eval" / "evaluation" / "metrics.json"
+    if model is None or not metrics_file.is_file() or metrics_file.stat().st_mtime < model.stat().st_mtime:
+        return None
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8")).get("metrics", {})
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} or None
+
+
+def _release_metadata(path: Path, eval_metrics: dict[str, float] | None) -> Path | bytes:
+    """``metadata.json`` as released: unchanged (the file itself) when its ``eval_metrics`` already match."""
+    metadata = json.loads(path.read_text(encoding="utf-8"))
+    if metadata.get("eval_metrics") == eval_metrics or (eval_metrics is None and "eval_metrics" not in metadata):
+        return path
+    metadata.pop("eval_metrics", None)
+    if eval_metrics is not None:
+        metadata["eval_metrics"] = eval_metrics
+    return (json.dumps(metadata, indent=4) + "\n").encode("utf-8")
+
+
 def build_archive(
     bundle_dir: str | Path,
     out_dir: str | Path,
@@ -202,6 +228,8 @@ def build_archive(
             members[f"{name}/models/model.pt"] = model
             mode = "packed"
 
+    members[f"{name}/configs/metadata.json"] = _release_metadata(
+        files["configs/metadata.json"], eval_metrics_of(bundle_dir, model if use_weights else None))
     archive = out_dir / f"{name}_v{version}.zip"
     _write_zip(archive, members)
     return ReleaseArtifact(name, version, archive, _sha(archive, "sha1"), mode, profile, extra)
