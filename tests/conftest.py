@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -74,15 +73,10 @@ def bundle_workflow(bundle: Path, configs: list[str], workflow_type: str, bundle
 
 
 def bundle_command(bundle: Path, configs: list[str], overrides: dict, bundle_root: Path | None = None) -> list[str]:
-    """The ``python -m monai.bundle run`` command line a user would type."""
-    files = "[" + ",".join(f"'{bundle / 'configs' / c}'" for c in configs) + "]"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files]
-    cmd += ["--meta_file", str(bundle / "configs" / "metadata.json")]
-    cmd += ["--logging_file", str(bundle / "configs" / "logging.conf")]
-    cmd += ["--bundle_root", str(bundle_root or bundle)]
-    for key, value in overrides.items():
-        cmd += [f"--{key}", str(value)]
-    return cmd
+    """The ``python -m monai.bundle run`` command line a user would type (``smartnet.bundle_run``'s)."""
+    from smartnet.bundle_run import bundle_run_command
+
+    return bundle_run_command(bundle, configs, overrides, bundle_root)
 
 
 BUNDLE_ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # progress bars print block characters; CI may use a C locale

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,10 @@ CASES = {
 
 
 def torchrun_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_root: Path) -> subprocess.CompletedProcess:
-    files = "[" + ",".join(f"'{bundle / 'configs' / c}'" for c in configs) + "]"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
-           "-m", "monai.bundle", "run", "--config_file", files,
-           "--meta_file", str(bundle / "configs" / "metadata.json"),
-           "--logging_file", str(bundle / "configs" / "logging.conf"), "--bundle_root", str(bundle_root)]
-    for key, value in overrides.items():
-        cmd += [f"--{key}", str(value)]
+    from smartnet.bundle_run import bundle_run_command
+
+    cmd = bundle_run_command(bundle, configs, overrides, bundle_root,
+                             launcher=["-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2"])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
     bundle_root.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=env,

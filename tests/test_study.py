@@ -162,7 +162,8 @@ def test_tiny_study_runs_resumes_after_a_kill_and_tabulates_each_arm(tiny_datase
 
 
 def test_an_arm_whose_settings_changed_is_not_taken_as_finished(tmp_path):
-    from smartnet.study.runner import DEFAULT_BUNDLES, _finished_with, bundle_commands
+    from smartnet.bundle_run import REPO_BUNDLES as DEFAULT_BUNDLES
+    from smartnet.study.runner import _finished_with, bundle_commands
 
     spec = {"name": "t", "dataset_dir": str(tmp_path), "downstream": {"init": ["scratch"], "overrides": {"epochs": 2}}}
     study = load_study(_write(tmp_path / "s.yaml", spec))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import fire
 
+from .bundle_run import BUNDLE_NAMES, REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command
 from .data.datalist import DatalistError, write_datalist
 from .data.validation import validate_datalist
 
@@ -31,7 +33,6 @@ __all__ = ["main", "demo", "demo_data", "datalist", "validate", "release", "repo
 DEFAULT_DATA_DIR = "~/smartnet_data/demo"
 # the demo's split sizes: 16 validation volumes for the operating points and the best checkpoint, 16 test volumes
 DEMO_SPLITS = {"n_train": 40, "n_valid": 16, "n_test": 16}
-REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 DEFAULT_REAL_SOURCE = "shared/data/head_ct_ge/ge_head_ct_axial_256.nii.gz"  # beside the repository, never inside
 
 
@@ -118,18 +119,15 @@ def validate(datalist_path: str, splits: str | tuple = ("training", "validation"
 
 
 def _bundle_run(bundle: Path, configs: list[str], overrides: dict) -> None:
-    """Run ``python -m monai.bundle run`` in ``bundle`` (exactly as the README's commands), streaming its output."""
-    files = "[" + ",".join(f"'configs/{c}'" for c in configs) + "]"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files]
-    for key, value in overrides.items():
-        cmd += [f"--{key}", str(value)]
-    print("\n$ " + " ".join(cmd[1:4]) + ' --config_file "' + files + '" ' + " ".join(cmd[6:]), flush=True)
+    """Run ``python -m monai.bundle run`` on ``bundle`` (the command is printed, copyable), streaming its output."""
+    cmd = bundle_run_command(bundle, configs, overrides)
+    print("\n$ " + shlex.join(["python"] + cmd[1:]), flush=True)
     result = subprocess.run(cmd, cwd=bundle)
     if result.returncode != 0:
         _fail(f"bundle run failed with exit code {result.returncode} (see the log above)", result.returncode)
 
 
-STAGES = ("upstream", "cls", "seg")
+STAGES = tuple(STAGE_BUNDLES)
 
 _SHOWN = {
     "upstream": ["threshold", "slice_auroc", "slice_sensitivity", "slice_specificity", "slice_sensitivity_at_0.5",
@@ -139,7 +137,6 @@ _SHOWN = {
             "f1"],
     "seg": ["dice_mean", "dice_median", "false_positive_ml_mean_normal"],
 }
-_BUNDLE_OF = {"upstream": "smartnet_upstream", "cls": "smartnet_down_cls", "seg": "smartnet_down_seg"}
 _TITLE = {"upstream": "upstream (slices)", "cls": "down_cls (volumes)", "seg": "down_seg (volumes)"}
 
 
@@ -206,11 +203,11 @@ def demo(
     if unknown or not chosen:
         _fail(f"unknown stage(s) {unknown}; choose from {','.join(STAGES)}")
     root = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
-    bundles = {stage: root / _BUNDLE_OF[stage] for stage in chosen}
+    bundles = {stage: root / STAGE_BUNDLES[stage] for stage in chosen}
     missing = [str(b) for b in bundles.values() if not (b / "configs" / "train.json").is_file()]
     if missing:
         _fail(f"no bundle at {', '.join(missing)}; pass --bundles_dir <folder holding the smartnet_* bundles>")
-    upstream_weights = root / _BUNDLE_OF["upstream"] / "models" / "model.pt"
+    upstream_weights = root / STAGE_BUNDLES["upstream"] / "models" / "model.pt"
     if "upstream" not in chosen and not upstream_weights.is_file():
         _fail(f"{upstream_weights} does not exist: run the upstream stage first (--stages upstream,cls,seg)")
     data = Path(data_dir).expanduser()
@@ -296,7 +293,7 @@ def real_check(
     configs = ["train.json"] + ([f"{profile}.json"] if profile else []) + ["evaluate.json"]
     results: dict = {}
     for stage in STAGES:
-        bundle = root / _BUNDLE_OF[stage]
+        bundle = root / STAGE_BUNDLES[stage]
         if not (bundle / "models" / "model.pt").is_file():
             print(f"skipping {stage}: {bundle / 'models' / 'model.pt'} does not exist")
             continue
@@ -397,7 +394,7 @@ def _rates_at(scores, labels, threshold: float) -> tuple[float, float, float]:
 def release(
     out_dir: str = "dist",
     bundles_dir: str | None = None,
-    names: str | tuple = ("smartnet_upstream", "smartnet_down_cls", "smartnet_down_seg"),
+    names: str | tuple = BUNDLE_NAMES,
     weights: str = "auto",
     weights_url: str | None = None,
     archive_url: str | None = None,

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from .bundle_run import BUNDLE_NAMES
+
 __all__ = [
     "BUNDLE_NAMES",
     "ReleaseError",
@@ -37,7 +39,6 @@ __all__ = [
     "weights_profile",
 ]
 
-BUNDLE_NAMES = ("smartnet_upstream", "smartnet_down_cls", "smartnet_down_seg")
 WORKFLOW_CONFIGS = {"metadata", "train", "evaluate", "inference", "multi_gpu_train", "multi_gpu_evaluate"}
 PACKAGE_DIR = Path(__file__).resolve().parent
 VENDORED_NAME = "smartnet"

@@ -26,24 +26,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ..bundle_run import REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command
 from ..checkpoints import latest_checkpoint
 from ..storage import atomic_write_text
 from .spec import Arm, Study, load_study
 
-__all__ = ["BUNDLE_DIRS", "arm_overrides", "bundle_commands", "run_arm", "run_study"]
+__all__ = ["arm_overrides", "bundle_commands", "run_arm", "run_study"]
 
-BUNDLE_DIRS = {"upstream": "smartnet_upstream", "cls": "smartnet_down_cls", "seg": "smartnet_down_seg"}
-DEFAULT_BUNDLES = Path(__file__).resolve().parents[3] / "bundles"
-
-
-def _command(bundle: Path, configs: list[str], root: Path, overrides: dict) -> list[str]:
-    files = "[" + ",".join(f"'{bundle / 'configs' / c}'" for c in configs) + "]"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files,
-           "--meta_file", str(bundle / "configs" / "metadata.json"),
-           "--logging_file", str(bundle / "configs" / "logging.conf"), "--bundle_root", str(root)]
-    for key, value in overrides.items():
-        cmd += [f"--{key}", str(value)]
-    return cmd
 
 
 def arm_overrides(study: Study, arm: Arm) -> dict:
@@ -56,19 +45,19 @@ def arm_overrides(study: Study, arm: Arm) -> dict:
 
 def bundle_commands(study: Study, arm: Arm, bundles_dir: Path) -> dict[str, list[str]]:
     """The ``train`` and ``evaluate`` command lines of ``arm`` (``python -m monai.bundle run ...``)."""
-    bundle = bundles_dir / BUNDLE_DIRS[arm.stage]
+    bundle = bundles_dir / STAGE_BUNDLES[arm.stage]
     root = study.output_dir / "arms" / arm.id
     profile = [f"{study.profile}.json"] if study.profile else []
     overrides = arm_overrides(study, arm)
-    return {"train": _command(bundle, ["train.json"] + profile, root, overrides),
-            "evaluate": _command(bundle, ["train.json"] + profile + ["evaluate.json"], root, overrides)}
+    return {"train": bundle_run_command(bundle, ["train.json"] + profile, overrides, root),
+            "evaluate": bundle_run_command(bundle, ["train.json"] + profile + ["evaluate.json"], overrides, root)}
 
 
 def _merged_config(study: Study, arm: Arm, bundles_dir: Path) -> dict:
     """The arm's training config as one dict: the bundle's train.json, the profile and the arm's overrides."""
     from monai.bundle import ConfigParser
 
-    bundle = bundles_dir / BUNDLE_DIRS[arm.stage]
+    bundle = bundles_dir / STAGE_BUNDLES[arm.stage]
     files = [bundle / "configs" / "train.json"] + ([bundle / "configs" / f"{study.profile}.json"] if study.profile else [])
     parser = ConfigParser()
     parser.read_config([str(f) for f in files])
@@ -156,8 +145,8 @@ def run_study(path: str | Path, bundles_dir: Optional[str | Path] = None, only: 
     from .results import write_results
 
     study = load_study(path)
-    bundles = Path(bundles_dir).expanduser() if bundles_dir else DEFAULT_BUNDLES
-    missing = [b for b in BUNDLE_DIRS.values() if not (bundles / b / "configs" / "train.json").is_file()]
+    bundles = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
+    missing = [b for b in STAGE_BUNDLES.values() if not (bundles / b / "configs" / "train.json").is_file()]
     if missing:
         raise SystemExit(f"bundles not found in {bundles}: {missing}; pass --bundles_dir")
     study.output_dir.mkdir(parents=True, exist_ok=True)
