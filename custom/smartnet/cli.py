@@ -282,12 +282,13 @@ def real_check(
     """
     from .data.real_anatomy import write_real_anatomy_set
 
+    evaluate = _flag(evaluate, "evaluate")  # before any work: a bad value is refused at once
     src = Path(source).expanduser() if source else REPO_BUNDLES.parents[1] / DEFAULT_REAL_SOURCE
     if not src.is_file():
         _fail(f"no head CT at {src}; pass --source <lesion-free head CT in HU, NIfTI>")
     print(f"painting bleeds into {src} -> {output_dir}", flush=True)
     datalist_path = write_real_anatomy_set(src, output_dir, n_hemorrhage, n_normal, seed=seed)
-    if not _flag(evaluate, "evaluate"):
+    if not evaluate:
         return {}
     root = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
     configs = ["train.json"] + ([f"{profile}.json"] if profile else []) + ["evaluate.json"]
@@ -375,7 +376,7 @@ def operating_point(
         old = previous.get(key)
         print(f"  {key.replace('_', ' ')} ({int(labels.sum())} positive, {int((~labels).sum())} negative):")
         if old is not None:
-            _, sens, spec = _rates_at(values, labels, float(old))
+            sens, spec = _rates_at(values, labels, float(old))
             print(f"    stored   {float(old):.6g}: sensitivity {sens:.3f}, specificity {spec:.3f}")
         print(f"    chosen   {record[key]:.6g}: sensitivity {record[prefix + 'sensitivity']:.3f}, "
               f"specificity {record[prefix + 'specificity']:.3f}")
@@ -383,12 +384,12 @@ def operating_point(
     return record
 
 
-def _rates_at(scores, labels, threshold: float) -> tuple[float, float, float]:
-    """``(threshold, sensitivity, specificity)`` of ``scores`` against ``labels`` at a given threshold."""
+def _rates_at(scores, labels, threshold: float) -> tuple[float, float]:
+    """``(sensitivity, specificity)`` of ``scores`` against ``labels`` at ``threshold``."""
     from .operating_point import choose_threshold
 
     fixed = choose_threshold(scores, labels, "fixed", fixed=threshold)
-    return threshold, fixed["sensitivity"], fixed["specificity"]
+    return fixed["sensitivity"], fixed["specificity"]
 
 
 def release(
