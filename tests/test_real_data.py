@@ -111,3 +111,19 @@ def test_dicom_series_validates_and_inference_writes_in_its_geometry(tmp_path):
     assert np.allclose(seg.affine, series.affine, atol=1e-3)  # sheared: every voxel at its true position
     rows = list(csv.DictReader(open(out / "slice_probabilities.csv")))
     assert len(rows) == series.array.shape[2]
+
+
+def test_real_check_paints_without_evaluating_from_any_folder(tmp_path):
+    """``smartnet real-check --evaluate false`` run outside the repository: the default source (the GE scan beside
+    the repository) is found, the cases are written, no bundle is evaluated (``false`` is False, not a string)."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "cases"
+    result = subprocess.run([sys.executable, "-m", "smartnet.cli", "real-check", "--output_dir", str(out),
+                             "--n_hemorrhage", "1", "--n_normal", "1", "--evaluate", "false"], cwd=tmp_path,
+                            capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(json.loads((out / "datalist.json").read_text())["test"]) == 2
+    assert "monai.bundle run" not in result.stdout and "Real-anatomy check" not in result.stdout
