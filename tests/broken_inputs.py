@@ -13,7 +13,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from smartnet.data import make_volume, write_dicom_series
+from dicom_series import write_dicom_series
+from smartnet.data import make_volume
 
 AFFINE = np.diag([0.9, 0.9, 5.0, 1.0])
 

@@ -229,7 +229,7 @@ def test_inference_matches_evaluation_probabilities(trained_bundle, tiny_dataset
 def test_inference_reads_a_dicom_series_folder(trained_bundle, tiny_dataset, tmp_path):
     """A DICOM folder in, the mask out in the geometry MONAI reads from that series, the same probabilities as NIfTI."""
     from monai.transforms import LoadImage
-    from smartnet.data import write_dicom_series
+    from dicom_series import write_dicom_series
 
     case, nifti = next(iter(_test_cases(tiny_dataset).items()))
     source = nib.load(nifti)

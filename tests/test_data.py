@@ -171,7 +171,7 @@ def test_dicom_series_round_trip_and_validation(tmp_path):
     from monai.data import MetaTensor
     from monai.transforms import LoadImage, Orientation
 
-    from smartnet.data import write_dicom_series
+    from dicom_series import write_dicom_series
 
     import locale
 
@@ -198,7 +198,8 @@ def _world_lookup(array: np.ndarray, affine: np.ndarray, world: np.ndarray) -> n
 def test_dicom_reader_puts_a_gantry_tilted_series_in_place(tmp_path):
     """A series whose slices are stacked along the table, 20 degrees off their normal, reads back with a sheared
     affine that puts every voxel where it was written (MONAI's ITK reader would stack along the normal)."""
-    from smartnet.data import read_dicom_series, write_dicom_series
+    from dicom_series import write_dicom_series
+    from smartnet.data import read_dicom_series
 
     volume = make_volume(np.random.default_rng(4), True, size=40, depth=6).image
     tilt = np.radians(20.0)
@@ -217,7 +218,8 @@ def test_dicom_reader_resamples_uneven_spacing_or_keeps_it(tmp_path):
     """Slices 4 mm apart then 7 mm apart (one series): resampled every 4 mm (acquired slices on the grid kept
     exactly, the others interpolated; the last point, 1 mm past the last slice, takes that slice) or kept as acquired
     with the mean step."""
-    from smartnet.data import read_dicom_series, write_dicom_series
+    from dicom_series import write_dicom_series
+    from smartnet.data import read_dicom_series
 
     volume = make_volume(np.random.default_rng(5), False, size=32, depth=10).image
     folder = tmp_path / "uneven"
@@ -244,7 +246,8 @@ def test_dicom_reader_resamples_uneven_spacing_or_keeps_it(tmp_path):
 
 def test_dicom_rescale_intercept_is_honoured(tmp_path):
     """Stored values HU + 1024 with intercept -1024 read as HU; the same values without rescale tags are refused."""
-    from smartnet.data import read_dicom_series, write_dicom_series
+    from dicom_series import write_dicom_series
+    from smartnet.data import read_dicom_series
 
     volume = make_volume(np.random.default_rng(6), True, size=24, depth=4).image
     affine = np.diag([-0.8, 0.8, 5.0, 1.0])

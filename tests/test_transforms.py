@@ -151,7 +151,8 @@ def test_load_ct_reads_dicom_folders_with_the_series_reader_and_files_as_usual(t
     """LoadCTd: a DICOM folder through read_dicom_series (same voxels and affine), a NIfTI file through nibabel."""
     import nibabel as nib
 
-    from smartnet.data import make_volume, read_dicom_series, write_dicom_series
+    from dicom_series import write_dicom_series
+    from smartnet.data import make_volume, read_dicom_series
     from smartnet.transforms import LoadCTd
 
     volume = make_volume(np.random.default_rng(2), True, size=24, depth=4).image

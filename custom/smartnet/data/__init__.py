@@ -1,7 +1,6 @@
 """Data tools: datalists, dataset validation, synthetic demo volumes and the slice dataset."""
 
 from .datalist import SPLITS, DatalistError, build_datalist, case_id_of, find_images, load_datalist, write_datalist
-from .dicom import write_dicom_series
 from .dicom_reader import DicomSeriesError, DicomSeriesReader, is_dicom_dir, read_dicom_series
 from .demo import HEMORRHAGE_KINDS, SyntheticHeadCT, make_volume
 from .demo_dataset import write_demo_dataset
@@ -32,7 +31,6 @@ __all__ = [
     "SliceDataset",
     "FAILURES_FILE",
     "InferenceInputs",
-    "write_dicom_series",
     "DicomSeriesError",
     "DicomSeriesReader",
     "is_dicom_dir",

@@ -1,15 +1,35 @@
-"""Write a volume as a DICOM CT series (one file per axial slice, via ITK/GDCM).
+"""Test helper: write a volume as a DICOM CT series (one file per axial slice, via ITK/GDCM), so that the tests
+exercise the bundles' DICOM-folder inputs without any real patient data. Test code: not part of the package.
 
-Used by the tests and the demo to exercise the DICOM-folder inputs of the bundles without any real patient data.
+GDCM's DICOM writer sets the C library locale to "C" and leaves it so; in a Python process that is not in UTF-8 mode
+every later ``open()`` without an explicit encoding then reads and writes ASCII (torch.compile's own template files
+fail to load, for one). ``kept_locale()`` restores whatever locale was set before.
 """
 
 from __future__ import annotations
 
+import locale
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from .itk_locale import kept_locale
+__all__ = ["kept_locale", "write_dicom_series"]
+
+
+@contextmanager
+def kept_locale() -> Iterator[None]:
+    """Run the block, then put every locale category back as it was."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        try:
+            locale.setlocale(locale.LC_ALL, saved)
+        except locale.Error:  # pragma: no cover - a locale that cannot be set again: leave it
+            pass
+
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
