@@ -356,6 +356,7 @@ def operating_point(
     datalist_path = Path(dataset_dir).expanduser() / "datalist.json"
     if not datalist_path.is_file():
         _fail(f"no datalist at {datalist_path} (write one with: smartnet datalist {dataset_dir})")
+    # the record names the data by folder, not full path: released weights carry no personal paths
     eval_dir = bundle / "eval" / f"operating_point_{split}"
     configs = ["train.json"] + ([f"{profile}.json"] if profile else []) + ["evaluate.json"]
     _bundle_run(bundle, configs, {**overrides, "dataset_dir": str(datalist_path.parent), "eval_split": split,
@@ -364,7 +365,7 @@ def operating_point(
     try:
         scores = evaluation_scores(eval_dir, kind)
         result = rechoose_operating_point(checkpoint, scores, method, float(target_sensitivity),
-                                          chosen_on=f"{datalist_path} split {split}", write=not dry_run)
+                                          chosen_on=f"{datalist_path.parent.name}/datalist.json split {split}", write=not dry_run)
     except OperatingPointError as err:
         _fail(str(err))
         return {}
