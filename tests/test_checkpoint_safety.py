@@ -12,6 +12,7 @@ import torch
 
 from conftest import DOWN_CLS, TINY_DOWN_OVERRIDES, TINY_OVERRIDES, UPSTREAM, run_bundle
 from smartnet.checkpoints import UnsafeCheckpointError, load_checkpoint
+from smartnet.errors import OutputWriteError
 
 
 class _RunsCode:
@@ -61,7 +62,7 @@ def test_resume_from_a_crafted_checkpoint_is_refused(tiny_dataset, tmp_path):
                                                    **TINY_OVERRIDES}, bundle_root=tmp_path / "root", check=False)
     log = result.stdout + result.stderr
     assert result.returncode == 2 and "Traceback" not in log
-    assert "cannot resume" in log and "refused, it holds pickled Python objects" in log
+    assert "Cannot resume" in log and "refused, it holds pickled Python objects" in log
     assert not marker.exists()
 
 
@@ -95,7 +96,7 @@ def test_checkpoint_saves_are_atomic(tmp_path, monkeypatch):
                                   final_filename="model.pt")
     second = Engine(lambda e, b: None)
     again.attach(second)
-    with pytest.raises(SystemExit, match=r"cannot write checkpoint .*model\.pt: no space left on the device"):
+    with pytest.raises(OutputWriteError, match=r"cannot write checkpoint .*model\.pt: no space left on the device"):
         second.run([0], max_epochs=1)
     monkeypatch.setattr(torch, "save", real_save)
     kept = torch.load(tmp_path / "model.pt", weights_only=True)  # still the complete, previous checkpoint

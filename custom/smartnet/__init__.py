@@ -10,7 +10,9 @@ release archive carries inside the bundle is found without installing the projec
 * ``data``: datalists, dataset validation, synthetic demo data, the all-slices dataset;
 * ``inferers``, ``precision``: inference speed switches (bf16, channels_last, torch.compile) and precision names;
 * ``handlers``, ``metrics``, ``engines``, ``schedules``, ``checkpoints``: glue for MONAI / ignite workflows;
-* ``settings``: checks of a bundle's settings before anything is built.
+* ``settings``: checks of a bundle's settings before anything is built;
+* ``errors``, ``guards``: the typed errors the library raises, and the one place (called by the configs and the
+  command line) that turns them into a message and an exit code.
 """
 
 import logging as _logging
@@ -18,12 +20,15 @@ import os as _os
 
 __version__ = "0.9.1"
 
-from . import checkpoints, data, engines, handlers, inferers, losses, metrics, networks, operating_point, precision, schedules, settings, transforms  # noqa: E402,E501
+from . import checkpoints, data, engines, errors, handlers, inferers, losses, metrics, networks, operating_point, precision, schedules, settings, transforms  # noqa: E402,E501
+from . import guards  # noqa: E402  (after the modules it guards)
 
 __all__ = [
     "checkpoints",
     "data",
     "engines",
+    "errors",
+    "guards",
     "handlers",
     "inferers",
     "losses",

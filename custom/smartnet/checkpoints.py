@@ -10,19 +10,16 @@ from typing import Any
 
 import torch
 
+from .errors import CheckpointError, UnsafeCheckpointError
+
 __all__ = [
     "CheckpointError",
     "UnsafeCheckpointError",
     "check_inference_weights",
-    "check_inference_weights_or_exit",
     "check_recorded_settings",
     "latest_checkpoint",
     "load_checkpoint",
 ]
-
-
-class UnsafeCheckpointError(ValueError):
-    """A checkpoint that holds pickled Python objects other than tensors and plain containers (it could run code)."""
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
@@ -44,10 +41,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
             "loaded with torch.load(weights_only=True) so that no file can run code; re-save it in a trusted "
             "environment as a plain state dict: torch.save(model.state_dict(), path)"
         ) from None
-
-
-class CheckpointError(ValueError):
-    """Trained weights that are missing or cannot be read."""
 
 
 _MISSING = {
@@ -117,17 +110,6 @@ def check_recorded_settings(checkpoint: Any, settings: Any, path: str | os.PathL
         raise CheckpointError(f"{path} was trained with other settings than this run: " + "; ".join(differ)
                               + ". Run with the settings it was trained with (e.g. the same profile, such as "
                               "configs/demo.json), or train for these settings")
-
-
-def check_inference_weights_or_exit(
-    path: str | os.PathLike, allow_random_weights: bool = False, settings: Any = None, purpose: str = "inference"
-) -> bool:
-    """``check_inference_weights`` for bundle configs: on a problem print it and exit with status 2."""
-    try:
-        return check_inference_weights(path, allow_random_weights, settings, purpose)
-    except (CheckpointError, UnsafeCheckpointError) as err:
-        print(f"Cannot use the trained weights: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def latest_checkpoint(ckpt_dir: str | os.PathLike) -> str:

@@ -18,15 +18,16 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import fire
 
 from .bundle_run import BUNDLE_NAMES, REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command
-from .data.datalist import DatalistError, write_datalist
+from .data.datalist import write_datalist
 from .data.validation import validate_datalist
+from .errors import DatasetProblems
+from .guards import exit_with, exits_on_error
 
 __all__ = ["main", "demo", "demo_data", "datalist", "validate", "release", "report", "real_check", "operating_point"]
 
@@ -37,8 +38,8 @@ DEFAULT_REAL_SOURCE = "shared/data/head_ct_ge/ge_head_ct_axial_256.nii.gz"  # be
 
 
 def _fail(message: str, code: int = 1) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
+    """A refused command: ``error: <message>`` on stderr, exit ``code``."""
+    exit_with(message, code=code)
 
 
 def _flag(value: object, name: str) -> bool:
@@ -92,10 +93,7 @@ def datalist(root: str, output: str | None = None) -> str:
 
     Exits with status 1 and the list of problems when the folder does not fit the layout.
     """
-    try:
-        path = write_datalist(root, output)
-    except DatalistError as err:
-        _fail(str(err))
+    path = write_datalist(root, output)
     counts = {k: len(v) for k, v in json.loads(Path(path).read_text()).items()}
     print(f"wrote {path}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return str(path)
@@ -111,10 +109,7 @@ def validate(datalist_path: str, splits: str | tuple = ("training", "validation"
     keys = tuple(s.strip() for s in splits.split(",")) if isinstance(splits, str) else tuple(splits)
     problems = validate_datalist(datalist_path, keys)
     if problems:
-        print(f"{len(problems)} problem(s) in {datalist_path}:", file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
-        raise SystemExit(1)
+        exit_with(DatasetProblems(problems, str(datalist_path)), code=1)
     print(f"{datalist_path}: all files of {', '.join(keys)} look right")
 
 
@@ -337,7 +332,7 @@ def operating_point(
             ``--image_size 128``); the checkpoint's settings record refuses a mismatch.
     """
     from .operating_point import METHODS
-    from .recalibration import OperatingPointError, SCORE_SOURCES, evaluation_scores, rechoose_operating_point
+    from .recalibration import SCORE_SOURCES, evaluation_scores, rechoose_operating_point
 
     if method not in METHODS or method == "fixed":
         _fail(f"unknown method {method!r}; choose youden or sensitivity")
@@ -362,13 +357,10 @@ def operating_point(
     _bundle_run(bundle, configs, {**overrides, "dataset_dir": str(datalist_path.parent), "eval_split": split,
                                   "eval_dir": str(eval_dir), "report": False})
     kind = "upstream" if (eval_dir / "slice_predictions.csv").is_file() else "volume_cls"
-    try:
-        scores = evaluation_scores(eval_dir, kind)
-        result = rechoose_operating_point(checkpoint, scores, method, float(target_sensitivity),
-                                          chosen_on=f"{datalist_path.parent.name}/datalist.json split {split}", write=not dry_run)
-    except OperatingPointError as err:
-        _fail(str(err))
-        return {}
+    scores = evaluation_scores(eval_dir, kind)
+    result = rechoose_operating_point(checkpoint, scores, method, float(target_sensitivity),
+                                      chosen_on=f"{datalist_path.parent.name}/datalist.json split {split}",
+                                      write=not dry_run)
     previous, record = result["previous"], result["record"]
     print(f"\nOperating point of {bundle.name} ({method}) on {split} of {datalist_path}:")
     for key in SCORE_SOURCES[kind]:
@@ -413,14 +405,11 @@ def release(
             and named, with their SHA-256, in each archive's ``large_files.yml`` instead of being packed.
         archive_url: base URL the archives will be uploaded to (for ``model_info.json``; default file:// paths).
     """
-    from .release import ReleaseError, build_release
+    from .release import build_release
 
     chosen = tuple(n.strip() for n in names.split(",")) if isinstance(names, str) else tuple(names)
     root = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
-    try:
-        artifacts = build_release(root, out_dir, chosen, weights, weights_url, archive_url)
-    except ReleaseError as error:
-        _fail(str(error))
+    artifacts = build_release(root, out_dir, chosen, weights, weights_url, archive_url)
     for artifact in artifacts:
         print(artifact.summary())
         for extra in artifact.extra_files:
@@ -436,13 +425,9 @@ def report(eval_dir: str, prefix: str = "", n_boot: int = 1000) -> None:
     """Build the report of an evaluation folder from its saved results: ROC / PR curves, confusion matrices, lesion
     volume scatter, 95 % bootstrap confidence intervals (added to ``metrics.json``) and ``report.html``. Figures the
     evaluate workflow drew from the network (activation maps, t-SNE, overlays) are included when present."""
-    from .reports import ReportError, build_report
+    from .reports import build_report
 
-    try:
-        path = build_report(eval_dir, prefix=prefix, n_boot=int(n_boot))
-    except ReportError as err:
-        _fail(str(err))
-        return
+    path = build_report(eval_dir, prefix=prefix, n_boot=int(n_boot))
     print(f"report written to {path}")
 
 
@@ -457,15 +442,12 @@ def study(study_file: str, bundles_dir: str | None = None, only: str | None = No
         bundles_dir: the folder holding the three bundles (default: this repository's ``bundles/``).
         only: run only the arms whose id contains this text (the tables still cover every finished arm).
     """
-    from .study import StudyError, run_study
+    from .study import run_study
 
-    try:
+    with exits_on_error(code=2):
         status = run_study(study_file, bundles_dir=bundles_dir, only=only)
-    except StudyError as err:
-        _fail(str(err), 2)
-        return
     if status["failed"]:
-        raise SystemExit(1)
+        _fail(f"{len(status['failed'])} arm(s) failed: {', '.join(status['failed'])} (the others are kept)")
 
 
 def main() -> None:
@@ -482,7 +464,8 @@ def main() -> None:
         "real-check": real_check,
         "operating-point": operating_point,
     }
-    fire.Fire(commands, serialize=lambda result: None)  # the commands print their own results
+    with exits_on_error(code=1):  # a refused command: its message, exit 1, no traceback
+        fire.Fire(commands, serialize=lambda result: None)  # the commands print their own results
 
 
 if __name__ == "__main__":

@@ -23,13 +23,14 @@ import numpy as np
 import torch
 
 from .checkpoints import load_checkpoint
+from .errors import SmartNetError
 from .operating_point import CHECKPOINT_KEY, choose_threshold
 from .storage import atomic_torch_save
 
 __all__ = ["OperatingPointError", "SCORE_SOURCES", "evaluation_scores", "rechoose_operating_point"]
 
 
-class OperatingPointError(ValueError):
+class OperatingPointError(SmartNetError, ValueError):
     """The scores cannot set an operating point (missing results, one class only) or the checkpoint holds none."""
 
 

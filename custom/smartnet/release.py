@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from .bundle_run import BUNDLE_NAMES
+from .errors import SmartNetError
 
 __all__ = [
     "BUNDLE_NAMES",
@@ -45,7 +46,7 @@ VENDORED_NAME = "smartnet"
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # zip entries get one timestamp, so the same inputs give the same archive bytes
 
 
-class ReleaseError(RuntimeError):
+class ReleaseError(SmartNetError, RuntimeError):
     """A bundle cannot be released as asked (missing files, weights that its configs cannot load)."""
 
 

@@ -3,15 +3,15 @@
 Without them a bad setting fails deep inside instantiation with a traceback (an ``image_size`` that is not a
 multiple of the output stride makes the reconstruction decoder return another size), or, worse, runs: an upstream
 initialisation without loading the upstream weights freezes a random encoder. The bundles call
-``check_settings_or_exit`` first in ``initialize``; the library raises ``SettingsError``.
+``smartnet.guards.check_settings`` first in ``initialize``; the library raises ``SettingsError``.
 """
 
 from __future__ import annotations
 
-import sys
 import json
 from typing import Any, Mapping, Optional
 
+from .errors import SettingsError
 from .networks.encoders import ENCODERS
 from .networks.imagenet import INITS
 from .networks.multitask_2d import VARIANTS
@@ -23,7 +23,6 @@ __all__ = [
     "WEIGHT_SETTINGS",
     "SettingsRecord",
     "check_settings",
-    "check_settings_or_exit",
     "settings_mismatches",
 ]
 
@@ -35,10 +34,6 @@ WEIGHT_SETTINGS = (
 )
 
 NEGATIVE_SAMPLING = ("uniform", "tissue")
-
-
-class SettingsError(ValueError):
-    """Bundle settings that cannot work together; the message lists every problem."""
 
 
 def _choice(problems: list[str], name: str, value: Any, choices) -> None:
@@ -122,16 +117,6 @@ def check_settings(
                         "seg_peak false, or init 'upstream'")
     if problems:
         raise SettingsError("; ".join(problems))
-
-
-def check_settings_or_exit(**settings: Any) -> bool:
-    """``check_settings`` for bundle configs: on a problem print it and exit with status 2 before any work."""
-    try:
-        check_settings(**settings)
-    except SettingsError as err:
-        print(f"Settings that cannot work: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return True
 
 
 def _plain(value: Any) -> Any:

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import csv
 import errno
-import logging
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 from monai.data import NibabelWriter
 
+from .errors import OutputError, OutputWriteError
+
 __all__ = [
     "OutputError",
     "check_output_dir",
-    "check_output_dir_or_exit",
     "describe_os_error",
     "os_error_in",
     "atomic_write_text",
@@ -38,11 +37,6 @@ def _file_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
-_logger = logging.getLogger("smartnet.storage")
-
-
-class OutputError(OSError):
-    """An output folder that cannot be used (not writable, not a folder, too little free space)."""
 
 
 def describe_os_error(err: OSError) -> str:
@@ -85,16 +79,6 @@ def check_output_dir(path: str | os.PathLike, min_free_mb: float = 100.0) -> Pat
             "(free some space or choose another folder)"
         )
     return folder
-
-
-def check_output_dir_or_exit(path: str | os.PathLike, min_free_mb: float = 100.0, purpose: str = "output") -> bool:
-    """``check_output_dir`` for bundle configs: on a problem print it and exit with status 2 before any work."""
-    try:
-        check_output_dir(path, min_free_mb)
-    except OutputError as err:
-        print(f"Cannot use the {purpose} folder: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return True
 
 
 def _replace_into(path: Path, write) -> None:
@@ -140,7 +124,7 @@ class AtomicNibabelWriter(NibabelWriter):
     """``monai.data.NibabelWriter`` that writes to a temporary ``.partial.nii.gz`` beside the target and renames it.
 
     Use as ``SaveImaged(writer=AtomicNibabelWriter)``. A failed write (full disk) removes the partial file and ends
-    the run with one message naming the file.
+    the run with one message naming the file (``OutputWriteError``).
     """
 
     def write(self, filename, verbose: bool = False, **obj_kwargs) -> None:
@@ -159,5 +143,4 @@ class AtomicNibabelWriter(NibabelWriter):
         try:
             _replace_into(target, write)
         except OSError as err:
-            _logger.error(f"cannot write {target}: {describe_os_error(err)}")
-            raise SystemExit(f"cannot write {target}: {describe_os_error(err)}") from None
+            raise OutputWriteError(f"cannot write {target}: {describe_os_error(err)}") from None

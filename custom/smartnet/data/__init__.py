@@ -6,15 +6,7 @@ from .demo import HEMORRHAGE_KINDS, SyntheticHeadCT, make_volume
 from .demo_dataset import write_demo_dataset
 from .screening import FAILURES_FILE, InferenceInputs
 from .slice_dataset import SliceDataset
-from .validation import (
-    check_datalist_or_exit,
-    check_entries_or_exit,
-    check_image,
-    inspect_file,
-    load_datalist_or_exit,
-    validate_datalist,
-    validate_entries,
-)
+from .validation import check_image, inspect_file, validate_datalist, validate_entries, validate_splits
 
 __all__ = [
     "SPLITS",
@@ -35,11 +27,9 @@ __all__ = [
     "DicomSeriesReader",
     "is_dicom_dir",
     "read_dicom_series",
-    "check_datalist_or_exit",
-    "check_entries_or_exit",
-    "load_datalist_or_exit",
     "check_image",
     "inspect_file",
     "validate_datalist",
     "validate_entries",
+    "validate_splits",
 ]

@@ -18,14 +18,12 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import DatalistError
+
 __all__ = ["SPLITS", "DatalistError", "build_datalist", "write_datalist", "load_datalist", "case_id_of", "find_images"]
 
 SPLITS = {"train": "training", "valid": "validation", "test": "test"}
 _NIFTI = re.compile(r"^(?P<case>.+)_(?P<role>img|mask)\.nii(\.gz)?$")
-
-
-class DatalistError(ValueError):
-    """A dataset folder that cannot be turned into a datalist; the message lists every problem."""
 
 
 def _is_dicom_dir(path: Path) -> bool:

@@ -26,6 +26,8 @@ import numpy as np
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys
 
+from ..errors import SmartNetError
+
 __all__ = ["DicomSeriesError", "DicomSeries", "read_dicom_series", "is_dicom_file", "is_dicom_dir", "DicomSeriesReader"]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -33,7 +35,7 @@ SPACING_TOLERANCE = 0.05  # relative: steps within 5 % are "the same spacing"
 _logger = logging.getLogger("smartnet.dicom")
 
 
-class DicomSeriesError(ValueError):
+class DicomSeriesError(SmartNetError, ValueError):
     """A DICOM folder that is not one complete, consistent CT series; the message names the folder and the problem."""
 
 

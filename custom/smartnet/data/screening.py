@@ -2,7 +2,8 @@
 
 A bad input (unreadable, not 3D, not HU, a broken DICOM series) is logged with its problem and left out; the good
 ones are inferred. ``finish`` writes ``<output_dir>/failures.json`` (machine-readable: inputs, succeeded, failed with
-case, path and problem), prints the summary and exits with status 1 when anything failed.
+case, path and problem), prints the summary and raises ``InferenceFailures`` when anything failed (exit 1 through
+``smartnet.guards``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from .datalist import DatalistError, find_images
+from ..errors import DatalistError, InferenceFailures, InferenceInputError
+from ..storage import atomic_write_text
+from .datalist import find_images
 from .validation import check_image, inspect_file
 
 __all__ = ["InferenceInputs", "FAILURES_FILE"]
@@ -42,14 +45,14 @@ class InferenceInputs:
     def screen(self) -> list[dict]:
         """The inputs that load and look like head CT in HU; the others are recorded as failures.
 
-        A missing source or one without images ends the run (status 2); when no input is usable it ends with
-        status 1 after writing ``failures.json``.
+        Raises:
+            InferenceInputError: the source is missing or holds no image.
+            InferenceFailures: no input is usable (after writing ``failures.json``).
         """
         try:
             self.found = find_images(self.source, self.split_key)
         except DatalistError as err:
-            print(f"Inference input problem: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
+            raise InferenceInputError(str(err)) from None
         self.good, self.failed = [], []
         for number, entry in enumerate(self.found, start=1):
             loaded, problems = inspect_file(entry["image"], "image")
@@ -76,15 +79,16 @@ class InferenceInputs:
         }
 
     def finish(self) -> bool:
-        """Write ``failures.json``, print the summary; exit with status 1 if any input failed. True otherwise."""
-        from ..storage import atomic_write_text
+        """Write ``failures.json`` and print the summary; True when every input was inferred.
 
+        Raises:
+            InferenceFailures: some input failed (the good ones are inferred; ``failures.json`` lists both).
+        """
         atomic_write_text(self.output_dir / FAILURES_FILE, json.dumps(self.summary(), indent=4) + "\n")
         line = f"Inference: {len(self.good)} of {len(self.found)} input(s) done, {len(self.failed)} failed"
         print(line, file=sys.stderr if self.failed else sys.stdout)
         for failure in self.failed:
             print(f"  - {failure['image']}: {failure['problem']}", file=sys.stderr)
         if self.failed:
-            print(f"Failures are listed in {self.output_dir / FAILURES_FILE}", file=sys.stderr)
-            raise SystemExit(1)
+            raise InferenceFailures(f"{len(self.failed)} input(s) failed, listed in {self.output_dir / FAILURES_FILE}")
         return True

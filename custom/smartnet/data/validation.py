@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -24,9 +23,7 @@ __all__ = [
     "read_problem",
     "validate_entries",
     "validate_datalist",
-    "check_datalist_or_exit",
-    "check_entries_or_exit",
-    "load_datalist_or_exit",
+    "validate_splits",
 ]
 
 AFFINE_TOLERANCE_MM = 1e-3
@@ -196,43 +193,15 @@ def validate_datalist(datalist: str | os.PathLike, keys: tuple[str, ...] = ("tra
     return problems
 
 
-def check_datalist_or_exit(datalist: str | os.PathLike, keys: Iterable[str] = ("training", "validation")) -> bool:
-    """Validate before training; on problems print them all and exit with status 2 (no traceback).
+def validate_splits(splits: dict) -> list[str]:
+    """Every problem of the entries a training will use, ``{split: [{"image", "label"}, ...]}`` (masks required).
 
-    Used in the bundles' ``initialize`` list. Returns True when the data is fine.
+    Unlike ``validate_datalist`` it checks what the config's datasets really hold, so lists injected by other tools
+    (MONAI Label's ``train#dataset#data``) are checked too. An empty list is a problem.
     """
-    problems = validate_datalist(Path(datalist).expanduser(), tuple(keys))
-    if problems:
-        _exit_with(problems, str(datalist))
-    return True
-
-
-def _exit_with(problems: list[str], source: str) -> None:
-    print(f"Dataset check failed: {len(problems)} problem(s) in {source}", file=sys.stderr)
-    for problem in problems:
-        print(f"  - {problem}", file=sys.stderr)
-    print("Fix the files (or run `smartnet validate <datalist>` to re-check) and start again.", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def load_datalist_or_exit(datalist: str | os.PathLike, key: str) -> list[dict]:
-    """``load_datalist`` for configs: a missing or malformed datalist prints its problem and exits with status 2."""
-    try:
-        return load_datalist(datalist, key)
-    except DatalistError as err:
-        _exit_with([str(err)], str(datalist))
-        return []  # unreachable
-
-
-def check_entries_or_exit(splits: dict, source: str = "the training data") -> bool:
-    """Validate the entries a training will use, ``{split: [{"image", "label"}, ...]}`` (masks required); on
-    problems print them all and exit with status 2. Unlike ``check_datalist_or_exit`` it checks what the config's
-    datasets really hold, so lists injected by other tools (MONAI Label's ``train#dataset#data``) are checked too."""
     problems: list[str] = []
     for split, entries in splits.items():
         if not entries:
             problems.append(f"the {split!r} list is empty")
         problems += validate_entries(entries or [], require_label=True)
-    if problems:
-        _exit_with(problems, source)
-    return True
+    return problems

@@ -7,12 +7,11 @@ attached, so the trainer's epoch and iteration are saved and restored with the m
 
 from __future__ import annotations
 
-import logging
-
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.utils import min_version, optional_import
 
-from ..checkpoints import UnsafeCheckpointError, load_checkpoint
+from ..checkpoints import load_checkpoint
+from ..errors import OutputWriteError, ResumeError, UnsafeCheckpointError
 from ..storage import describe_os_error, os_error_in
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
@@ -25,7 +24,7 @@ def _keep(filename: str) -> None:
 
 
 class _SaveErrorReporter:
-    """Mixin for a ``DiskSaver`` class: a failed write (full disk, no permission) becomes one message and a stop.
+    """Mixin for a ``DiskSaver`` class: a failed write (full disk, no permission) becomes an ``OutputWriteError``.
 
     The atomic save has already removed its temporary file and kept the previous checkpoint, so the run can be
     resumed once there is space.
@@ -43,8 +42,7 @@ class _SaveErrorReporter:
                 f"cannot write checkpoint {self.dirname}/{name}: {describe_os_error(err)}. The previous "
                 "checkpoint is kept; make space and resume with --resume true"
             )
-            logging.getLogger("smartnet").error(message)
-            raise SystemExit(message) from None
+            raise OutputWriteError(message) from None
 
 
 class AtomicCheckpointSaver(CheckpointSaver):
@@ -91,10 +89,9 @@ class TrainingStateLoader(CheckpointLoader):
         super().attach(engine)
 
     def __call__(self, engine: Engine) -> None:
-        """Refuse a checkpoint that carries pickled code with one clear message (exit 2), then resume."""
+        """Refuse a missing checkpoint or one that carries pickled code (``ResumeError``), then resume."""
         try:
             load_checkpoint(self.load_path)
         except (UnsafeCheckpointError, FileNotFoundError) as err:
-            logging.getLogger("smartnet").error(f"cannot resume: {err}")
-            raise SystemExit(2) from None
+            raise ResumeError(str(err)) from None
         super().__call__(engine)

@@ -9,7 +9,7 @@ from monai.utils import min_version, optional_import
 from torch import nn
 
 from ..networks.freezing import ENCODER_STAGES
-from ..networks.transfer import TransferError, load_pretrained
+from ..networks.transfer import load_pretrained
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
@@ -35,8 +35,9 @@ def scale_schedule(schedule: Mapping[str, int], epochs: int, reference_epochs: i
 class PretrainedWeightsLoader:
     """Load upstream weights into the network when training starts (``load_type`` "encoder" or "encoder+decoder").
 
-    Attach it before a resume loader so a resumed run ends with the resumed weights. A checkpoint that is missing
-    or does not fit logs the problem (listing the keys) and exits with status 2, without a traceback.
+    Attach it before a resume loader so a resumed run ends with the resumed weights. A checkpoint that is missing,
+    unsafe or does not fit raises ``TransferError`` (listing the keys); the bundles' guarded run turns it into one
+    message and exit status 2.
     """
 
     def __init__(self, network: nn.Module, load_path: str, load_type: str = "encoder") -> None:
@@ -48,11 +49,7 @@ class PretrainedWeightsLoader:
         engine.add_event_handler(Events.STARTED, self)
 
     def __call__(self, engine: Engine) -> None:
-        try:
-            report = load_pretrained(self.network, self.load_path, self.load_type)
-        except TransferError as err:
-            logger.error("upstream weight transfer failed: %s", err)
-            raise SystemExit(2) from None
+        report = load_pretrained(self.network, self.load_path, self.load_type)
         logger.info(report.summary())
 
 

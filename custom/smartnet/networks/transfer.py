@@ -29,6 +29,7 @@ from monai.networks.utils import copy_model_state
 from torch import nn
 
 from ..checkpoints import UnsafeCheckpointError, load_checkpoint
+from ..errors import TransferError
 
 __all__ = ["LOAD_TYPES", "TransferError", "TransferReport", "read_state_dict", "load_pretrained"]
 
@@ -41,10 +42,6 @@ LOAD_TYPES: dict[str, tuple[str, ...]] = {
     "encoder+cls_head+decoder+seg_head+seg_peak": ("encoder.", "cls_head.", "seg_decoder.", "seg_head.", "seg_peak."),
     "imagenet": ("encoder.",),
 }
-
-
-class TransferError(ValueError):
-    """The checkpoint does not fit the network (message lists the keys)."""
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SmartNetError
 from .figures import plot_confusion, plot_roc_pr, plot_volume_scatter
 from .html import write_html
 from .statistics import binary_metrics_with_ci, mean_with_ci, sensitivity, specificity
@@ -26,7 +27,7 @@ MANIFEST = "figures.json"
 _logger = logging.getLogger("smartnet.report")
 
 
-class ReportError(ValueError):
+class ReportError(SmartNetError, ValueError):
     """An evaluation folder that holds no evaluation results."""
 
 

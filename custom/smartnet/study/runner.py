@@ -29,7 +29,7 @@ from typing import Optional
 from ..bundle_run import REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command
 from ..checkpoints import latest_checkpoint
 from ..storage import atomic_write_text
-from .spec import Arm, Study, load_study
+from .spec import Arm, Study, StudyError, load_study
 
 __all__ = ["arm_overrides", "bundle_commands", "run_arm", "run_study"]
 
@@ -127,11 +127,11 @@ def _prepare_data(study: Study) -> None:
             wanted = {"anatomy": "phantom", **study.demo_data}
             differ = {k: (settings.get(k), v) for k, v in wanted.items() if settings.get(k) != v}
             if differ:
-                raise SystemExit(f"the demo data in {study.dataset_dir} were generated with other settings "
+                raise StudyError(f"the demo data in {study.dataset_dir} were generated with other settings "
                                  f"(written, wanted: {differ}); delete the folder or change dataset_dir")
         return
     if not study.demo_data:
-        raise SystemExit(f"no datalist.json in {study.dataset_dir}; make one with `smartnet datalist` or add "
+        raise StudyError(f"no datalist.json in {study.dataset_dir}; make one with `smartnet datalist` or add "
                          "demo_data to the study file")
     from ..data import write_demo_dataset
 
@@ -148,7 +148,7 @@ def run_study(path: str | Path, bundles_dir: Optional[str | Path] = None, only: 
     bundles = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
     missing = [b for b in STAGE_BUNDLES.values() if not (bundles / b / "configs" / "train.json").is_file()]
     if missing:
-        raise SystemExit(f"bundles not found in {bundles}: {missing}; pass --bundles_dir")
+        raise StudyError(f"bundles not found in {bundles}: {missing}; pass --bundles_dir")
     study.output_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(study.output_dir / "study.json", json.dumps(
         {"study_file": str(study.path), "name": study.name, "arms": [a.as_dict() for a in study.arms]},

@@ -36,6 +36,7 @@ from typing import Any, Optional
 
 import yaml
 
+from ..errors import SmartNetError
 from ..networks.imagenet import INITS
 from ..networks.multitask_2d import VARIANTS
 from ..networks.volume_operators import OPERATORS
@@ -48,7 +49,7 @@ _UP_KEYS = {"variants", "consistency", "overrides"}
 _DOWN_KEYS = {"tasks", "init", "operators", "imagenet_path", "overrides", "cls_overrides", "seg_overrides"}
 
 
-class StudyError(ValueError):
+class StudyError(SmartNetError, ValueError):
     """The study file is not usable (the message names the key)."""
 
 
