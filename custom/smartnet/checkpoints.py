@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError, UnsafeCheckpointError
+from .weight_record import settings_mismatches
 
 __all__ = [
     "CheckpointError",
@@ -97,7 +98,6 @@ def check_inference_weights(
 def check_recorded_settings(checkpoint: Any, settings: Any, path: str | os.PathLike) -> None:
     """Compare the ``settings`` record of a loaded ``checkpoint`` with the running ``settings`` (a
     ``SettingsRecord`` or mapping); raise ``CheckpointError`` naming every difference, warn when there is no record."""
-    from .settings import settings_mismatches
 
     running = settings.state_dict() if hasattr(settings, "state_dict") else dict(settings)
     saved = checkpoint.get("settings") if isinstance(checkpoint, dict) else None

@@ -14,6 +14,7 @@ Typical usage::
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shlex
@@ -25,9 +26,16 @@ import fire
 
 from .bundle_run import BUNDLE_NAMES, REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command
 from .data.datalist import write_datalist
+from .data.demo_dataset import DATASET_ANATOMIES, write_demo_dataset
+from .data.real_anatomy import write_real_anatomy_set
 from .data.validation import validate_datalist
 from .errors import DatasetProblems
 from .guards import exit_with, exits_on_error
+from .operating_point import METHODS, choose_threshold
+from .recalibration import SCORE_SOURCES, evaluation_scores, rechoose_operating_point
+from .release import build_release
+from .reports import build_report
+from .study import run_study
 
 __all__ = ["main", "demo", "demo_data", "datalist", "validate", "release", "report", "real_check", "operating_point"]
 
@@ -78,8 +86,6 @@ def demo_data(
 
     Returns the datalist path.
     """
-    from .data.demo_dataset import DATASET_ANATOMIES, write_demo_dataset
-
     if anatomy not in DATASET_ANATOMIES:
         _fail(f"unknown anatomy {anatomy!r}; choose from {', '.join(DATASET_ANATOMIES)}")
     print(f"writing {n_train + n_valid + n_test} synthetic head CT volumes ({size}x{size}) to {output_dir}", flush=True)
@@ -238,8 +244,6 @@ def demo(
 
 def _dice_by_kind(per_case_csv: Path, kinds_json: Path) -> dict[str, float]:
     """Mean Dice of the haemorrhage cases containing each kind of bleed (a case with two kinds counts for both)."""
-    import csv
-
     kinds = json.loads(kinds_json.read_text())
     by_kind: dict[str, list[float]] = {}
     with open(per_case_csv, encoding="utf-8") as f:
@@ -275,8 +279,6 @@ def real_check(
         profile: the config profile the bundles were trained with (``demo``; ``""`` for the reference configs).
         evaluate: also evaluate every bundle that has ``models/model.pt`` (results in ``eval/real_anatomy``).
     """
-    from .data.real_anatomy import write_real_anatomy_set
-
     evaluate = _flag(evaluate, "evaluate")  # before any work: a bad value is refused at once
     src = Path(source).expanduser() if source else REPO_BUNDLES.parents[1] / DEFAULT_REAL_SOURCE
     if not src.is_file():
@@ -331,9 +333,6 @@ def operating_point(
         overrides: further config ids for the evaluation run, as the bundle was trained with them (e.g.
             ``--image_size 128``); the checkpoint's settings record refuses a mismatch.
     """
-    from .operating_point import METHODS
-    from .recalibration import SCORE_SOURCES, evaluation_scores, rechoose_operating_point
-
     if method not in METHODS or method == "fixed":
         _fail(f"unknown method {method!r}; choose youden or sensitivity")
     if not 0.0 < float(target_sensitivity) <= 1.0:
@@ -379,8 +378,6 @@ def operating_point(
 
 def _rates_at(scores, labels, threshold: float) -> tuple[float, float]:
     """``(sensitivity, specificity)`` of ``scores`` against ``labels`` at ``threshold``."""
-    from .operating_point import choose_threshold
-
     fixed = choose_threshold(scores, labels, "fixed", fixed=threshold)
     return fixed["sensitivity"], fixed["specificity"]
 
@@ -405,8 +402,6 @@ def release(
             and named, with their SHA-256, in each archive's ``large_files.yml`` instead of being packed.
         archive_url: base URL the archives will be uploaded to (for ``model_info.json``; default file:// paths).
     """
-    from .release import build_release
-
     chosen = tuple(n.strip() for n in names.split(",")) if isinstance(names, str) else tuple(names)
     root = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
     artifacts = build_release(root, out_dir, chosen, weights, weights_url, archive_url)
@@ -425,8 +420,6 @@ def report(eval_dir: str, prefix: str = "", n_boot: int = 1000) -> None:
     """Build the report of an evaluation folder from its saved results: ROC / PR curves, confusion matrices, lesion
     volume scatter, 95 % bootstrap confidence intervals (added to ``metrics.json``) and ``report.html``. Figures the
     evaluate workflow drew from the network (activation maps, t-SNE, overlays) are included when present."""
-    from .reports import build_report
-
     path = build_report(eval_dir, prefix=prefix, n_boot=int(n_boot))
     print(f"report written to {path}")
 
@@ -442,8 +435,6 @@ def study(study_file: str, bundles_dir: str | None = None, only: str | None = No
         bundles_dir: the folder holding the three bundles (default: this repository's ``bundles/``).
         only: run only the arms whose id contains this text (the tables still cover every finished arm).
     """
-    from .study import run_study
-
     with exits_on_error(code=2):
         status = run_study(study_file, bundles_dir=bundles_dir, only=only)
     if status["failed"]:

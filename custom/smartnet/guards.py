@@ -21,11 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NoReturn
 
-from . import checkpoints, storage
-from . import settings as bundle_settings
-from .data import datalist as datalists
-from .data import validation
+from .checkpoints import check_inference_weights as _check_inference_weights
+from .data.datalist import load_datalist as _load_datalist
+from .data.validation import validate_datalist, validate_splits
 from .errors import DatalistError, DatasetProblems, SmartNetError
+from .settings import check_settings as _check_settings
+from .storage import check_output_dir as _check_output_dir
 
 __all__ = [
     "exit_with",
@@ -102,14 +103,14 @@ def run(engine: Any) -> Any:
 def check_settings(**values: Any) -> bool:
     """``smartnet.settings.check_settings``: every setting that cannot work, before anything is built (exit 2)."""
     with exits_on_error():
-        bundle_settings.check_settings(**values)
+        _check_settings(**values)
     return True
 
 
 def check_output_dir(path: str | os.PathLike, min_free_mb: float = 100.0, purpose: str = "output") -> bool:
     """``smartnet.storage.check_output_dir`` before any work; ``purpose`` names the folder in the message."""
     with exits_on_error(heading=f"Cannot use the {purpose} folder"):
-        storage.check_output_dir(path, min_free_mb)
+        _check_output_dir(path, min_free_mb)
     return True
 
 
@@ -118,12 +119,12 @@ def check_inference_weights(
 ) -> bool:
     """``smartnet.checkpoints.check_inference_weights``: weights that exist, are safe and fit these settings."""
     with exits_on_error():
-        return checkpoints.check_inference_weights(path, allow_random_weights, settings, purpose)
+        return _check_inference_weights(path, allow_random_weights, settings, purpose)
 
 
 def check_datalist(datalist: str | os.PathLike, keys: Iterable[str] = ("training", "validation")) -> bool:
     """Every file of the datalist's ``keys`` lists, validated before training; all problems at once (exit 2)."""
-    problems = validation.validate_datalist(Path(datalist).expanduser(), tuple(keys))
+    problems = validate_datalist(Path(datalist).expanduser(), tuple(keys))
     if problems:
         exit_with(DatasetProblems(problems, str(datalist)))
     return True
@@ -132,14 +133,14 @@ def check_datalist(datalist: str | os.PathLike, keys: Iterable[str] = ("training
 def load_datalist(datalist: str | os.PathLike, key: str) -> list[dict]:
     """``smartnet.data.load_datalist`` for configs: a missing or malformed datalist exits 2 with its problem."""
     try:
-        return datalists.load_datalist(datalist, key)
+        return _load_datalist(datalist, key)
     except DatalistError as err:
         exit_with(DatasetProblems([str(err)], str(datalist)))
 
 
 def check_entries(splits: dict, source: str = "the training data") -> bool:
     """``smartnet.data.validation.validate_splits``: the entries a training will really use (exit 2 on problems)."""
-    problems = validation.validate_splits(splits)
+    problems = validate_splits(splits)
     if problems:
         exit_with(DatasetProblems(problems, source))
     return True

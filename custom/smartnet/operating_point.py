@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .checkpoints import load_checkpoint
+
 __all__ = ["METHODS", "OperatingPoint", "choose_threshold", "stored_threshold", "DEFAULT_THRESHOLD"]
 
 METHODS = ("youden", "sensitivity", "fixed")
@@ -155,8 +157,6 @@ def stored_threshold(
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"a decision threshold is a probability in [0, 1], got {value}")
         return value
-    from .checkpoints import load_checkpoint  # torch is only needed here
-
     logger = logging.getLogger("smartnet")
     path = Path(checkpoint_path).expanduser()
     try:

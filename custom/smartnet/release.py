@@ -25,9 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from monai.bundle import ConfigParser
 
 from .bundle_run import BUNDLE_NAMES
-from .errors import SmartNetError
+from .checkpoints import load_checkpoint
+from .errors import SmartNetError, TransferError
+from .networks.state_dict import read_state_dict
+from .weight_record import settings_mismatches
 
 __all__ = [
     "BUNDLE_NAMES",
@@ -100,12 +104,6 @@ def weights_profile(bundle_dir: Path, weights: Path) -> str | None:
     the settings record of the checkpoint (image size, HU windows ...: what changes the weights' meaning but no
     tensor shape): ``None`` for the default configs, else the name of a ``configs/<profile>.json`` override. Raises
     ReleaseError when none fits."""
-    from monai.bundle import ConfigParser
-
-    from .checkpoints import load_checkpoint
-    from .networks.transfer import TransferError, read_state_dict
-    from .settings import settings_mismatches
-
     try:
         state = read_state_dict(weights)
     except TransferError as error:

@@ -8,10 +8,10 @@ initialisation without loading the upstream weights freezes a random encoder. Th
 
 from __future__ import annotations
 
-import json
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 from .errors import SettingsError
+from .weight_record import WEIGHT_SETTINGS, SettingsRecord, settings_mismatches
 from .networks.encoders import ENCODERS
 from .networks.imagenet import INITS
 from .networks.multitask_2d import VARIANTS
@@ -26,12 +26,6 @@ __all__ = [
     "settings_mismatches",
 ]
 
-# the settings that decide what trained weights mean without changing a tensor's shape (a stride-2 stem's weights load
-# into a stride-1 network; a model trained at 96 px runs at 256 px), and the upstream's seg_peak (named here rather than
-# as a missing state-dict key): recorded in every checkpoint, checked at load
-WEIGHT_SETTINGS = (
-    "encoder", "stem_stride", "image_size", "hu_windows", "clahe", "orientation", "variant", "operator", "seg_peak",
-)
 
 NEGATIVE_SAMPLING = ("uniform", "tissue")
 
@@ -117,35 +111,3 @@ def check_settings(
                         "seg_peak false, or init 'upstream'")
     if problems:
         raise SettingsError("; ".join(problems))
-
-
-def _plain(value: Any) -> Any:
-    """JSON-normal form (tuples -> lists, numpy / torch scalars -> numbers): saved and running values compare."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
-
-
-class SettingsRecord:
-    """The settings that define what a network's weights mean, saved in its checkpoints beside the weights.
-
-    ``state_dict()`` is plain data (numbers, strings, lists), loadable with ``torch.load(weights_only=True)``; the
-    bundles put it in every checkpoint under ``settings``. Only names of ``WEIGHT_SETTINGS`` are kept.
-    """
-
-    def __init__(self, **settings: Any) -> None:
-        unknown = sorted(set(settings) - set(WEIGHT_SETTINGS))
-        if unknown:
-            raise SettingsError(f"not settings that define weights: {unknown}; choose from {list(WEIGHT_SETTINGS)}")
-        self.settings = {k: _plain(v) for k, v in settings.items()}
-
-    def state_dict(self) -> dict:
-        return dict(self.settings)
-
-    def load_state_dict(self, state: Mapping) -> None:
-        self.settings = {k: _plain(v) for k, v in state.items()}
-
-
-def settings_mismatches(saved: Mapping, running: Mapping) -> list[str]:
-    """``"<name>: <saved> in the checkpoint, <running> in this run"`` for every setting both name and differ."""
-    return [f"{name}: {_plain(saved[name])!r} in the checkpoint, {_plain(running[name])!r} in this run"
-            for name in WEIGHT_SETTINGS
-            if name in saved and name in running and _plain(saved[name]) != _plain(running[name])]

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from ..errors import DatalistError
+from .dicom_reader import is_dicom_dir
 
 __all__ = ["SPLITS", "DatalistError", "build_datalist", "write_datalist", "load_datalist", "case_id_of", "find_images"]
 
@@ -27,8 +28,6 @@ _NIFTI = re.compile(r"^(?P<case>.+)_(?P<role>img|mask)\.nii(\.gz)?$")
 
 
 def _is_dicom_dir(path: Path) -> bool:
-    from .dicom_reader import is_dicom_dir
-
     return is_dicom_dir(path)
 
 

@@ -16,6 +16,8 @@ from typing import Iterable
 import numpy as np
 
 from .datalist import DatalistError, load_datalist
+from .dicom_reader import DicomSeriesError, is_dicom_dir
+from .loader import CTImageLoader
 
 __all__ = [
     "check_image",
@@ -32,8 +34,6 @@ MAX_VOXELS = 2**31  # 8 GB as float32: no head CT comes near (512 x 512 x 1000 i
 
 def _load(path: str):
     """Load with SMART-Net's loader (NIfTI via nibabel, DICOM folders via ``read_dicom_series``): (array, affine)."""
-    from ..transforms.io import CTImageLoader
-
     img = CTImageLoader(image_only=True)(path)
     return np.asarray(img), np.asarray(img.affine)
 
@@ -69,8 +69,6 @@ def read_problem(err: BaseException) -> str:
     import gzip
     import zlib
 
-    from .dicom_reader import DicomSeriesError
-
     if isinstance(err, DicomSeriesError):
         return str(err).split(": ", 1)[-1]
     text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
@@ -89,8 +87,6 @@ def inspect_file(path: str, role: str = "image") -> tuple[tuple[np.ndarray, np.n
     Covers a missing path, an empty or folder-without-images input, corrupt, truncated or absurd-size NIfTI files and
     broken DICOM series; the HU plausibility of images is ``check_image``'s job.
     """
-    from .dicom_reader import is_dicom_dir
-
     file = Path(path)
     if not file.exists():
         return None, [f"{path}: {role} file does not exist"]

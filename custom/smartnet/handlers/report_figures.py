@@ -28,6 +28,12 @@ import torch
 from monai.utils import min_version, optional_import
 from torch import nn
 
+from ..reports import ReportError, build_report, require_report_extra
+from ..reports.build import FIGURES_DIR, MANIFEST
+from ..reports.figures import plot_activation_maps, plot_overlays, plot_tsne
+from ..reports.statistics import mean_with_ci
+from ..storage import atomic_write_text
+
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -210,16 +216,11 @@ class ReportFigures:
             self._hook = None
         if dist.is_available() and dist.is_initialized() and dist.get_rank() > 0:
             return
-        from ..reports import ReportError, build_report, require_report_extra
-
         try:
             require_report_extra()
         except ReportError as err:
             self.logger.warning(f"no report figures: {err}; metrics.json and per_case.csv are written")
             return
-        from ..reports.build import FIGURES_DIR, MANIFEST
-        from ..reports.figures import plot_activation_maps, plot_overlays, plot_tsne
-
         figures = self.output_dir / FIGURES_DIR
         manifest: list[dict[str, str]] = []
         name = {"slice": "upstream classifier head", "volume_cls": "volume classifier", "volume_seg": "segmenter"}
@@ -241,8 +242,6 @@ class ReportFigures:
             picks = {"best": ranked[0], "median": ranked[len(ranked) // 2], "worst": ranked[-1]}
             tiles = [{"title": f"{which}: {case}\nDice {dice:.2f}", **{k: self.cases[case][k] for k in
                       ("image", "truth", "pred")}} for which, (dice, case) in picks.items()]
-            from ..reports.statistics import mean_with_ci
-
             dice = mean_with_ci(np.array([d for d, _ in ranked]), n_boot=self.n_boot)
             heading = (f"Best, median and worst of {len(ranked)} cases by Dice; mean Dice {dice['value']:.3f} "
                        f"(95% CI {dice['ci_low']:.3f}-{dice['ci_high']:.3f})")
@@ -250,8 +249,6 @@ class ReportFigures:
             manifest.append({"file": path.name, "caption": "CT slice with the largest lesion of the best, median and "
                              "worst case by Dice: true contour green, predicted contour red"})
         figures.mkdir(parents=True, exist_ok=True)
-        from ..storage import atomic_write_text
-
         atomic_write_text(figures / MANIFEST, json.dumps(manifest, indent=4) + "\n")
         build_report(self.output_dir, prefix=self.prefix, n_boot=self.n_boot)
 

@@ -5,7 +5,8 @@ from .imagenet import INITS, adapt_first_conv, load_imagenet_resnet
 from .memory_format import channels_last
 from .freezing import ENCODER_STAGES, EncoderFreezingMixin, encoder_stage_modules
 from .multitask_2d import TASKS, VARIANTS, SmartNet2D, pred_channels, split_heads, variant_tasks
-from .transfer import LOAD_TYPES, TransferError, TransferReport, load_pretrained, read_state_dict
+from .state_dict import TransferReport, read_state_dict
+from .transfer import LOAD_TYPES, TransferError, load_pretrained
 from .volume_models import OPERATORS, SmartNetVolumeClassifier, SmartNetVolumeSegmenter
 
 __all__ = [

@@ -15,7 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from monai.networks.utils import copy_model_state
 from torch import nn
+
+from ..errors import TransferError
+from .state_dict import TransferReport, listed, read_state_dict, state_mismatches
 
 __all__ = ["IMAGENET_DOWNLOAD_HINT", "INITS", "adapt_first_conv", "load_imagenet_resnet"]
 
@@ -36,16 +40,12 @@ def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (3.0 / in_channels)
 
 
-def load_imagenet_resnet(network: nn.Module, path: str | Path):
+def load_imagenet_resnet(network: nn.Module, path: str | Path) -> TransferReport:
     """Copy torchvision ImageNet ResNet weights from the file at ``path`` into ``network.encoder`` (in place).
 
     Returns a ``TransferReport`` (``load_type`` "imagenet"). Raises ``TransferError`` when the file is missing
     (with where to get it), is not a torchvision ResNet state dict, or does not fit the encoder (keys listed).
     """
-    from monai.networks.utils import copy_model_state
-
-    from .transfer import TransferError, TransferReport, listed, read_state_dict, state_mismatches
-
     network = network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network
     path = Path(path).expanduser()
     if not path.is_file():
@@ -65,7 +65,7 @@ def load_imagenet_resnet(network: nn.Module, path: str | Path):
         raise TransferError(f"{path} does not fit the {len(wanted)}-tensor encoder ({len(problems)} problem(s); "
                             f"a torchvision file of the same ResNet depth?):\n  {listed(problems)}")
     _, loaded, _ = copy_model_state(network, offered, inplace=True)
-    return TransferReport(str(path), "imagenet", loaded=sorted(loaded),
+    return TransferReport(str(path), "imagenet", ("encoder.",), loaded=sorted(loaded),
                           ignored=sorted(k for k in source if k.startswith("fc.")))
 
 

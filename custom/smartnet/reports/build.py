@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SmartNetError
+from ..storage import atomic_write_text
 from .figures import plot_confusion, plot_roc_pr, plot_volume_scatter
 from .html import write_html
 from .statistics import binary_metrics_with_ci, mean_with_ci, sensitivity, specificity
@@ -88,8 +89,6 @@ def build_report(eval_dir: str | Path, prefix: str = "", n_boot: int = 1000, see
         ReportError: no ``<prefix>metrics.json`` / ``<prefix>per_case.csv`` in ``eval_dir``, or the ``report``
             extra (matplotlib, scikit-learn) is not installed.
     """
-    from ..storage import atomic_write_text
-
     require_report_extra()
     folder = Path(eval_dir).expanduser()
     metrics_path = folder / f"{prefix}metrics.json"

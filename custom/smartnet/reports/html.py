@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..storage import atomic_write_text
+
 __all__ = ["write_html"]
 
 _STYLE = """
@@ -45,8 +47,6 @@ def write_html(
     notes: Sequence[str] = (),
 ) -> Path:
     """Write ``path`` (atomically). ``figures``: ``(file name relative to path's folder, caption)``."""
-    from ..storage import atomic_write_text
-
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
     parts += [f"<p>{html.escape(note)}</p>" for note in notes]

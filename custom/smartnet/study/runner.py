@@ -28,7 +28,9 @@ from typing import Optional
 
 from ..bundle_run import REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command
 from ..checkpoints import latest_checkpoint
+from ..data.demo_dataset import write_demo_dataset
 from ..storage import atomic_write_text
+from .results import write_results
 from .spec import Arm, Study, StudyError, load_study
 
 __all__ = ["arm_overrides", "bundle_commands", "run_arm", "run_study"]
@@ -133,8 +135,6 @@ def _prepare_data(study: Study) -> None:
     if not study.demo_data:
         raise StudyError(f"no datalist.json in {study.dataset_dir}; make one with `smartnet datalist` or add "
                          "demo_data to the study file")
-    from ..data import write_demo_dataset
-
     print(f"writing demo data to {study.dataset_dir} ...", flush=True)
     write_demo_dataset(study.dataset_dir, verbose=False, **study.demo_data)
 
@@ -142,8 +142,6 @@ def _prepare_data(study: Study) -> None:
 def run_study(path: str | Path, bundles_dir: Optional[str | Path] = None, only: Optional[str] = None) -> dict:
     """Run every unfinished arm of the study file at ``path`` (``only``: arm ids containing this text), then write
     the tables and figures. Returns ``{"done": [...], "failed": {...}, "skipped": [...]}``."""
-    from .results import write_results
-
     study = load_study(path)
     bundles = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
     missing = [b for b in STAGE_BUNDLES.values() if not (bundles / b / "configs" / "train.json").is_file()]

@@ -11,6 +11,8 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, ScaleIntensityRange, Transform
 from monai.utils import convert_to_dst_type
 
+from ..data.validation import check_image
+
 __all__ = ["HUWindow", "HUWindowd", "CLAHE", "CLAHEd", "CheckHUd", "WINDOW_PRESETS"]
 
 # (min HU, max HU). "reference" is SMART-Net's single window, level 40 / width 80.
@@ -137,8 +139,6 @@ class CheckHUd(MapTransform):
     """
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        from ..data.validation import check_image
-
         d = dict(data)
         for key in self.key_iterator(d):
             image = d[key]

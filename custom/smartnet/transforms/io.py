@@ -1,36 +1,15 @@
-"""Loading head CT: DICOM series folders with SMART-Net's series reader (gantry tilt, uneven spacing), files with
-MONAI's readers (NIfTI via nibabel, others via ITK)."""
+"""The head-CT load transform: ``LoadImaged`` with ``smartnet.data.loader.CTImageLoader`` (DICOM series folders with
+SMART-Net's series reader, files with MONAI's readers)."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from monai.config import DtypeLike, KeysCollection
-from monai.data import ImageReader
-from monai.transforms import LoadImage, LoadImaged
+from monai.transforms import LoadImaged
 
-from ..data.dicom_reader import DicomSeriesReader, is_dicom_dir
+from ..data.loader import CTImageLoader
 
 __all__ = ["CTImageLoader", "LoadCTd"]
-
-
-class CTImageLoader(LoadImage):
-    """``monai.transforms.LoadImage`` that reads a DICOM series folder with ``DicomSeriesReader``.
-
-    Args:
-        uneven_spacing: ``"resample"`` or ``"keep"``, see ``smartnet.data.read_dicom_series``.
-        Other arguments as ``LoadImage`` (which chooses the reader of a file by its suffix).
-    """
-
-    def __init__(self, uneven_spacing: str = "resample", *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.dicom_reader = DicomSeriesReader(uneven_spacing)
-
-    def __call__(self, filename, reader: ImageReader | None = None):
-        if reader is None and isinstance(filename, (str, os.PathLike)) and is_dicom_dir(filename):
-            reader = self.dicom_reader
-        return super().__call__(filename, reader)
 
 
 class LoadCTd(LoadImaged):
