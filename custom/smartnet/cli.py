@@ -132,7 +132,7 @@ STAGES = tuple(STAGE_BUNDLES)
 
 _SHOWN = {
     "upstream": ["threshold", "slice_auroc", "slice_sensitivity", "slice_specificity", "slice_sensitivity_at_0.5",
-                 "slice_specificity_at_0.5", "dice", "case_dice_mean", "rec_mae", "volume_auroc", "volume_sensitivity",
+                 "slice_specificity_at_0.5", "dice", "dice_mean", "rec_mae", "volume_auroc", "volume_sensitivity",
                  "volume_specificity"],
     "cls": ["threshold", "auroc", "sensitivity", "specificity", "sensitivity_at_0.5", "specificity_at_0.5", "accuracy",
             "f1"],

@@ -169,7 +169,7 @@ class SliceEvaluationReport:
             metrics.update({f"slice_{k}_at_0.5": at_half[k] for k in ("sensitivity", "specificity")})
         dices = [c["dice"] for c in per_case if "dice" in c and not np.isnan(c["dice"])]
         if dices:
-            metrics["case_dice_mean"] = float(np.mean(dices))
+            metrics["dice_mean"] = float(np.mean(dices))
         self.results = {"metrics": metrics, "summary": summary}
 
         atomic_write_text(self.output_dir / f"{self.prefix}metrics.json", json.dumps(self.results, indent=4) + "\n")
