@@ -112,7 +112,7 @@ class AcceleratedInferer(Inferer):
             channels_last(network)
         self._compiled = None
         if self.compile:
-            target = getattr(network, "_encode_chunk", None)
+            target = getattr(network, "encode_chunk", None)
             self._compiled = _Compiled(network, target if target is not None else network)
         self._prepared = id(network)
 
@@ -125,7 +125,7 @@ class AcceleratedInferer(Inferer):
             use_compiled = self._compiled is not None and not network.training and not torch.is_grad_enabled()
             if use_compiled:
                 self._compiled.refresh()
-            if use_compiled and hasattr(network, "_encode_chunk"):
+            if use_compiled and hasattr(network, "encode_chunk"):
                 network.chunk_encoder = self._compiled  # used by _encode_in_chunks for this call only
             elif use_compiled:
                 call = self._compiled

@@ -45,7 +45,7 @@ class _SliceEncodingModel(EncoderFreezingMixin, nn.Module):
     """Shared by the volume models: encode the real slices of a padded batch, ``self.chunk_size`` slices per call.
 
     ``chunk_encoder``, when set (by ``smartnet.inferers.AcceleratedInferer`` for one call), replaces
-    ``_encode_chunk`` (e.g. a compiled version of it); ``None`` uses ``_encode_chunk``.
+    ``encode_chunk`` (e.g. a compiled version of it); ``None`` uses ``encode_chunk``.
     """
 
     chunk_encoder: Any = None
@@ -58,8 +58,9 @@ class _SliceEncodingModel(EncoderFreezingMixin, nn.Module):
             self.seg_decoder.eval()  # type: ignore[attr-defined]
         return self
 
-    def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
-        """Per-slice output ``(n, ...)`` for ``slices`` ``(n, C_in, H, W)``."""
+    def encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
+        """Per-slice output ``(n, ...)`` for ``slices`` ``(n, C_in, H, W)``: the 2D part of the model, applied to one
+        chunk of slices. Public because it is the part an inferer may compile (``chunk_encoder``)."""
         raise NotImplementedError
 
     def _encode_slices(self, volume: torch.Tensor, depths: Optional[torch.Tensor]) -> torch.Tensor:
@@ -86,7 +87,7 @@ class _SliceEncodingModel(EncoderFreezingMixin, nn.Module):
         if not torch.jit.is_scripting():
             if self.chunk_encoder is not None:
                 return self.chunk_encoder(slices)
-        return self._encode_chunk(slices)
+        return self.encode_chunk(slices)
 
 
 class SmartNetVolumeClassifier(_SliceEncodingModel):
@@ -184,10 +185,10 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
 
     @property
     def n_features(self) -> int:
-        """Pooled encoder features per slice (``F``); the columns of ``_encode_chunk`` after them are evidence."""
+        """Pooled encoder features per slice (``F``); the columns of ``encode_chunk`` after them are evidence."""
         return self.encoder.out_channels[-1]
 
-    def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
+    def encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
         """``(n, F + E)``: pooled features, then with ``seg_evidence`` the slice's lesion pixel count, then with
         ``seg_peak`` its largest lesion logit over tissue (``E`` = 0, 1 or 2)."""
         features = self.encoder(slices)
@@ -304,7 +305,7 @@ class SmartNetVolumeSegmenter(_SliceEncodingModel):
         """``(B, 16, H, W, D)`` decoder features of each slice (zeros at padded slices)."""
         return self._encode_slices(volume, _check_depths(volume, depths)).permute(0, 2, 3, 4, 1)
 
-    def _encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
+    def encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
         return self.seg_decoder(self.encoder(slices))
 
     def forward(self, volume: torch.Tensor, depths: Optional[torch.Tensor] = None) -> torch.Tensor:
