@@ -195,3 +195,16 @@ def test_report_renders_in_headless_chromium_with_every_image_loaded(scored, tmp
     assert match, result.stdout[-2000:] + result.stderr[-2000:]
     assert match.group(1) == match.group(2) == "4"
     assert "Metrics (95% bootstrap confidence intervals)" in result.stdout
+
+
+def test_binary_scores_agree_with_the_report_statistics_in_the_same_argument_order():
+    from smartnet.reports.statistics import auroc, binary_scores, sensitivity, specificity
+
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    scores = np.array([0.9, 0.7, 0.2, 0.6, 0.1, 0.3, 0.05, 0.8])
+    got = binary_scores(labels, scores, 0.5)
+    assert got["sensitivity"] == sensitivity(labels, scores, 0.5) == 0.75
+    assert got["specificity"] == specificity(labels, scores, 0.5) == 0.75
+    assert got["accuracy"] == 0.75 and abs(got["f1"] - 0.75) < 1e-12
+    assert abs(got["auroc"] - auroc(labels, scores)) < 1e-6 and abs(got["auroc"] - 0.875) < 1e-6
+    assert np.isnan(binary_scores(np.ones(3), np.array([0.1, 0.5, 0.9]), 0.5)["auroc"])

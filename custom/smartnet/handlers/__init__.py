@@ -1,7 +1,7 @@
 """Ignite handlers: per-epoch seeding, evaluation report figures, checkpoints with engine state, loss terms, evaluation reports, inference writers, transfer."""
 
 from .epoch_seed import EpochSeeder
-from .evaluation_report import SliceEvaluationReport, binary_scores
+from .evaluation_report import SliceEvaluationReport
 from .final_validation import FinalValidation
 from .inference_writer import SliceProbabilityWriter, axial_axis
 from .loss_terms import LossTermsLogger
@@ -22,7 +22,6 @@ __all__ = [
     "TrainingStateLoader",
     "TrainingStateSaver",
     "SliceEvaluationReport",
-    "binary_scores",
     "SliceProbabilityWriter",
     "axial_axis",
     "REFERENCE_UNFREEZE_SCHEDULE",

@@ -18,34 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.metrics import compute_roc_auc
 from monai.utils import min_version, optional_import
 
 from ..storage import atomic_write_csv, atomic_write_text
+from ..reports.statistics import binary_scores
 from .distributed import gather_to_rank0
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["SliceEvaluationReport", "binary_scores"]
-
-
-def binary_scores(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
-    """AUROC (MONAI), sensitivity, specificity, accuracy and F1 of binary ``labels`` given ``scores`` in [0, 1]."""
-    labels = labels.astype(bool)
-    decided = scores >= threshold
-    tp, tn = int((decided & labels).sum()), int((~decided & ~labels).sum())
-    fp, fn = int((decided & ~labels).sum()), int((~decided & labels).sum())
-    out = {
-        "auroc": float("nan"),
-        "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
-        "specificity": tn / (tn + fp) if tn + fp else float("nan"),
-        "accuracy": (tp + tn) / max(1, len(labels)),
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan"),
-    }
-    if labels.any() and (~labels).any():
-        out["auroc"] = float(compute_roc_auc(torch.as_tensor(scores), torch.as_tensor(labels.astype(np.float32))))
-    return out
+__all__ = ["SliceEvaluationReport"]
 
 
 def _value(x: Any) -> float:
@@ -155,16 +137,16 @@ class SliceEvaluationReport:
         if labelled and "volume_score" in labelled[0]:
             scores = np.array([c["volume_score"] for c in labelled])
             labels = np.array([c["volume_label"] for c in labelled])
-            vol = binary_scores(scores, labels, self.volume_threshold)
+            vol = binary_scores(labels, scores, self.volume_threshold)
             metrics.update({f"volume_{k}": v for k, v in vol.items()})
             if self.volume_threshold != 0.5:  # the operating point chosen on validation data, and 0.5 beside it
-                at_half = binary_scores(scores, labels, 0.5)
+                at_half = binary_scores(labels, scores, 0.5)
                 metrics.update({f"volume_{k}_at_0.5": at_half[k] for k in ("sensitivity", "specificity")})
             metrics["volume_aggregation"] = self.aggregation  # type: ignore[assignment]
         scored = [r for r in self.slices if "probability" in r and "label" in r]
         if scored and self.threshold != 0.5:
             at_half = binary_scores(
-                np.array([r["probability"] for r in scored]), np.array([r["label"] for r in scored]), 0.5
+                np.array([r["label"] for r in scored]), np.array([r["probability"] for r in scored]), 0.5
             )
             metrics.update({f"slice_{k}_at_0.5": at_half[k] for k in ("sensitivity", "specificity")})
         dices = [c["dice"] for c in per_case if "dice" in c and not np.isnan(c["dice"])]

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
+from ..reports.statistics import binary_scores
 from ..storage import atomic_write_csv, atomic_write_text
 from .distributed import gather_to_rank0
-from .evaluation_report import binary_scores
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -155,9 +155,9 @@ class VolumeEvaluationReport(_PerVolumeRows):
         metrics: dict[str, Any] = {}
         if self.task == "cls":
             scores = np.array([r["probability"] for r in self.rows])
-            metrics.update(binary_scores(scores, labels, self.threshold))
+            metrics.update(binary_scores(labels, scores, self.threshold))
             if self.threshold != 0.5:  # the operating point chosen on validation data, and the naive 0.5 beside it
-                at_half = binary_scores(scores, labels, 0.5)
+                at_half = binary_scores(labels, scores, 0.5)
                 metrics.update({f"{k}_at_0.5": at_half[k] for k in ("sensitivity", "specificity", "accuracy", "f1")})
         else:
             dice = [r["dice"] for r in self.rows if r["label"]]
