@@ -1,15 +1,19 @@
-"""Ignite handlers: per-epoch seeding, evaluation report figures, checkpoints with engine state, loss terms, evaluation reports, inference writers, transfer."""
+"""Ignite handlers, one module per role: evaluation (``evaluation_report``, ``report_figures``, ``operating_point``,
+``final_validation``), predictions (``inference_writer``), checkpoints (``training_state``), weight transfer
+(``transfer``), the encoder schedule (``encoder_schedule``), and training bookkeeping (``epoch_seed``,
+``loss_terms``); ``volume_rows`` and ``distributed`` are shared parts."""
 
 from .epoch_seed import EpochSeeder
-from .evaluation_report import SliceEvaluationReport
+from .evaluation_report import SliceEvaluationReport, VolumeEvaluationReport
 from .final_validation import FinalValidation
-from .inference_writer import SliceProbabilityWriter, axial_axis
+from .inference_writer import SliceProbabilityWriter, VolumePredictionWriter, axial_axis
 from .loss_terms import LossTermsLogger
 from .operating_point import OperatingPointSelector
 from .report_figures import ReportFigures, gradcam_maps
 from .training_state import AtomicCheckpointSaver, TrainingStateLoader, TrainingStateSaver
-from .volume_report import VolumeEvaluationReport, VolumePredictionWriter, voxel_volume_ml
-from .transfer import REFERENCE_UNFREEZE_SCHEDULE, GradualUnfreezing, PretrainedWeightsLoader, scale_schedule
+from .volume_rows import voxel_volume_ml
+from .encoder_schedule import REFERENCE_UNFREEZE_SCHEDULE, GradualUnfreezing, scale_schedule
+from .transfer import PretrainedWeightsLoader
 
 __all__ = [
     "AtomicCheckpointSaver",

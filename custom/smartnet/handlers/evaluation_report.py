@@ -1,11 +1,21 @@
-"""Ignite handler that turns per-slice evaluation outputs into slice-, case- and volume-level results on disk.
+"""Evaluation handlers: results on disk at the end of each evaluation run, into ``output_dir``.
 
-Written at the end of each evaluation run into ``output_dir``:
+``SliceEvaluationReport`` (upstream, per-slice outputs):
 
 * ``metrics.json``: the engine's metrics (slice AUROC, F1, ...), plus volume-level AUROC / sensitivity /
   specificity from the per-volume score (the max, or mean, of the slice probabilities), Dice per case and counts;
 * ``per_case.csv``: one row per volume (case_id, slices, positive slices, volume label, volume score, Dice);
 * ``slice_predictions.csv``: one row per slice (case_id, slice_index, label, probability).
+
+``VolumeEvaluationReport`` (downstream bundles, masks known) writes ``metrics.json`` and ``per_case.csv``:
+
+* classifier (``task="cls"``): per case the probability, label and decision; volume AUROC, F1, accuracy,
+  sensitivity and specificity at ``threshold``;
+* segmenter (``task="seg"``): per case the Dice, true / predicted / false-positive lesion volume in mL (from the voxel
+  spacing of the evaluated image); mean Dice over haemorrhage volumes and mean false-positive mL over all and over
+  haemorrhage-free volumes.
+
+Under torch.distributed (multi-GPU evaluation) the results of all ranks are gathered and rank 0 writes the files.
 """
 
 from __future__ import annotations
@@ -23,11 +33,12 @@ from monai.utils import min_version, optional_import
 from ..storage import atomic_write_csv, atomic_write_text
 from ..reports.statistics import binary_scores
 from .distributed import gather_to_rank0
+from .volume_rows import PerVolumeRows, affine_of, crop_depth, gather_rows, voxel_volume_ml
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["SliceEvaluationReport"]
+__all__ = ["SliceEvaluationReport", "VolumeEvaluationReport"]
 
 
 def _value(x: Any) -> float:
@@ -159,4 +170,70 @@ class SliceEvaluationReport:
         atomic_write_csv(self.output_dir / f"{self.prefix}slice_predictions.csv", self.slices)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         self.logger.info(f"evaluation of {len(per_case)} volumes / {len(self.slices)} slices: {shown}")
+        self.logger.info(f"results written to {self.output_dir}")
+
+
+class VolumeEvaluationReport(PerVolumeRows):
+    """Per-volume evaluation results on disk; see the module docstring.
+
+    Args:
+        output_dir: folder for ``metrics.json`` and ``per_case.csv`` (created).
+        task: "cls" or "seg".
+        threshold: decision threshold on the volume probability (classifier).
+        prefix: file-name prefix.
+    """
+
+    def __init__(self, output_dir: str, task: str, threshold: float = 0.5, prefix: str = "") -> None:
+        super().__init__(output_dir, task, threshold)
+        self.prefix = prefix
+        self.results: dict[str, Any] = {}
+
+    def _collect(self, engine: Engine) -> None:
+        for item, output in zip(engine.state.batch, engine.state.output):
+            row: dict[str, Any] = {"case_id": str(item.get("case_id", "?"))}
+            if self.task == "cls":
+                prob = float(torch.as_tensor(output["pred"]).float().flatten()[0])
+                label = int(torch.as_tensor(output["label"]).flatten()[0] > 0.5)
+                row.update(label=label, probability=prob, decision=int(prob >= self.threshold))
+            else:
+                pred = crop_depth(torch.as_tensor(output["pred"]), item) > 0.5
+                truth = crop_depth(torch.as_tensor(output["label"])[:1], item) > 0.5
+                ml = voxel_volume_ml(affine_of(item, output))
+                inter, n_pred, n_true = int((pred & truth).sum()), int(pred.sum()), int(truth.sum())
+                row.update(
+                    label=int(n_true > 0),
+                    dice=2 * inter / (n_pred + n_true) if n_true else float("nan"),
+                    true_ml=n_true * ml,
+                    predicted_ml=n_pred * ml,
+                    false_positive_ml=(n_pred - inter) * ml,
+                )
+            self.rows.append(row)
+
+    def _write(self, engine: Engine) -> None:
+        rows = gather_rows(self.rows)
+        if rows is None:
+            return
+        self.rows = rows
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        labels = np.array([r["label"] for r in self.rows], dtype=bool)
+        metrics: dict[str, Any] = {}
+        if self.task == "cls":
+            scores = np.array([r["probability"] for r in self.rows])
+            metrics.update(binary_scores(labels, scores, self.threshold))
+            if self.threshold != 0.5:  # the operating point chosen on validation data, and the naive 0.5 beside it
+                at_half = binary_scores(labels, scores, 0.5)
+                metrics.update({f"{k}_at_0.5": at_half[k] for k in ("sensitivity", "specificity", "accuracy", "f1")})
+        else:
+            dice = [r["dice"] for r in self.rows if r["label"]]
+            fp = np.array([r["false_positive_ml"] for r in self.rows])
+            metrics["dice_mean"] = float(np.mean(dice)) if dice else float("nan")
+            metrics["dice_median"] = float(np.median(dice)) if dice else float("nan")
+            metrics["false_positive_ml_mean"] = float(fp.mean()) if len(fp) else float("nan")
+            metrics["false_positive_ml_mean_normal"] = float(fp[~labels].mean()) if (~labels).any() else float("nan")
+        summary = {"volumes": len(self.rows), "haemorrhage_volumes": int(labels.sum()), "threshold": self.threshold}
+        self.results = {"metrics": metrics, "summary": summary}
+        atomic_write_text(self.output_dir / f"{self.prefix}metrics.json", json.dumps(self.results, indent=4) + "\n")
+        atomic_write_csv(self.output_dir / f"{self.prefix}per_case.csv", self.rows)
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+        self.logger.info(f"evaluation of {len(self.rows)} volumes at threshold {self.threshold:.4f}: {shown}")
         self.logger.info(f"results written to {self.output_dir}")

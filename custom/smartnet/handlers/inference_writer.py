@@ -1,8 +1,13 @@
-"""Ignite handler that writes per-slice ICH probabilities of inferred volumes to CSV and JSON.
+"""Prediction writers of the inference workflows (no masks known).
 
-It reads ``pred_cls`` from each output: the slice-probability channel already brought back to the input's geometry
+``SliceProbabilityWriter`` (upstream) writes per-slice ICH probabilities of inferred volumes to CSV and JSON. It
+reads ``pred_cls`` from each output: the slice-probability channel already brought back to the input's geometry
 (``Invertd``), constant over each axial plane. The axial axis is the one whose affine column points most along
 superior-inferior, so slice indices are those of the input file as stored.
+
+``VolumePredictionWriter`` (downstream bundles) writes ``predictions.csv`` and ``predictions.json``: per case the
+probability and decision (classifier) or the lesion volume in mL of the written mask (segmenter, measured in the
+original image geometry).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ import torch
 from monai.utils import min_version, optional_import
 
 from ..storage import atomic_write_csv, atomic_write_text
+from .volume_rows import PerVolumeRows, affine_of, source_path, voxel_volume_ml
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["SliceProbabilityWriter", "axial_axis"]
+__all__ = ["SliceProbabilityWriter", "VolumePredictionWriter", "axial_axis"]
 
 
 def axial_axis(affine: np.ndarray) -> int:
@@ -83,3 +89,35 @@ class SliceProbabilityWriter:
         body = {"threshold": self.threshold, "volume_threshold": self.volume_threshold, "volumes": self.volumes}
         atomic_write_text(self.output_dir / "volume_scores.json", json.dumps(body, indent=4) + "\n")
         self.logger.info(f"wrote slice probabilities of {len(self.volumes)} volume(s) to {self.output_dir}")
+
+
+class VolumePredictionWriter(PerVolumeRows):
+    """Per-volume inference results (``predictions.csv`` / ``.json``); see the module docstring.
+
+    Args:
+        output_dir: folder for the files (created).
+        task: "cls" (probability, decision) or "seg" (lesion volume in mL of the binary ``pred`` mask, which should
+            already be in the original image geometry, e.g. after ``Invertd``).
+        threshold: decision threshold on the volume probability (classifier).
+    """
+
+    def _collect(self, engine: Engine) -> None:
+        for item, output in zip(engine.state.batch, engine.state.output):
+            row: dict[str, Any] = {"case_id": str(item.get("case_id", "?")), "image": source_path(item)}
+            if self.task == "cls":
+                prob = float(torch.as_tensor(output["pred"]).float().flatten()[0])
+                row.update(probability=prob, decision=int(prob >= self.threshold))
+            else:
+                pred = torch.as_tensor(output["pred"]) > 0.5
+                voxels = int(pred.sum())
+                row.update(lesion_voxels=voxels, lesion_ml=voxels * voxel_volume_ml(affine_of(item, output, first="pred")),
+                           decision=int(voxels > 0))
+            self.rows.append(row)
+            self.logger.info(", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+    def _write(self, engine: Engine) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_csv(self.output_dir / "predictions.csv", self.rows)
+        payload = {"threshold": self.threshold, "volumes": self.rows}
+        atomic_write_text(self.output_dir / "predictions.json", json.dumps(payload, indent=4) + "\n")
+        self.logger.info(f"{len(self.rows)} volume result(s) written to {self.output_dir}")
