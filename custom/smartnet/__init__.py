@@ -11,6 +11,7 @@ release archive carries inside the bundle is found without installing the projec
 * ``inferers``, ``precision``: inference speed switches (bf16, channels_last, torch.compile) and precision names;
 * ``handlers``, ``metrics``, ``engines``, ``schedules``, ``checkpoints``: glue for MONAI / ignite workflows;
 * ``settings``: checks of a bundle's settings before anything is built;
+* ``vocabulary``: the names of heads, downstream tasks and report levels;
 * ``errors``, ``guards``: the typed errors the library raises, and the one place (called by the configs and the
   command line) that turns them into a message and an exit code.
 """

@@ -33,13 +33,13 @@ from ..reports.build import FIGURES_DIR, MANIFEST
 from ..reports.figures import plot_activation_maps, plot_overlays, plot_tsne
 from ..reports.statistics import mean_with_ci
 from ..storage import atomic_write_text
+from ..vocabulary import MODEL_LEVELS
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
 __all__ = ["ReportFigures", "gradcam_maps"]
 
-TASKS = ("slice", "volume_cls", "volume_seg")
 
 
 class _ClassLogit(nn.Module):
@@ -112,8 +112,8 @@ class ReportFigures:
         max_points: int = 2000,
         n_boot: int = 1000,
     ) -> None:
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if task not in MODEL_LEVELS:
+            raise ValueError(f"task must be one of {MODEL_LEVELS}, got {task!r}")
         self.output_dir = Path(output_dir)
         self.network, self.task, self.prefix = network, task, prefix
         self.n_cam, self.max_points, self.n_boot = n_cam, max_points, n_boot

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from monai.utils import min_version, optional_import
 
+from ..vocabulary import DOWNSTREAM_TASKS
 from .distributed import gather_to_rank0
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
@@ -60,8 +61,8 @@ def gather_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
 
 
 def _check_task(task: str) -> str:
-    if task not in ("cls", "seg"):
-        raise ValueError(f"task must be 'cls' or 'seg', got {task!r}")
+    if task not in DOWNSTREAM_TASKS:
+        raise ValueError(f"task must be one of {DOWNSTREAM_TASKS}, got {task!r}")
     return task
 
 

@@ -20,13 +20,14 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import nn
 
+from ..vocabulary import HEADS
 from .decoders import ReconstructionDecoder, UNetDecoder
 from .encoders import ResNetEncoder
 from .heads import ClassificationHead, ConvHead, tissue_peak
 
 __all__ = ["TASKS", "VARIANTS", "SmartNet2D", "split_heads", "pred_channels", "variant_tasks"]
 
-TASKS = ("cls", "seg", "rec")
+TASKS = HEADS  # the upstream heads (smartnet.vocabulary)
 
 # The original implementation's seven model names -> the heads they train (its loss adds consistency only to the triple).
 VARIANTS: dict[str, tuple[str, ...]] = {

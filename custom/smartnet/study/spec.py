@@ -37,13 +37,13 @@ from typing import Any, Optional
 import yaml
 
 from ..errors import SmartNetError
+from ..vocabulary import DOWNSTREAM_TASKS
 from ..networks.imagenet import INITS
 from ..networks.multitask_2d import VARIANTS
 from ..networks.volume_operators import OPERATORS
 
 __all__ = ["StudyError", "Arm", "Study", "load_study"]
 
-TASKS = ("cls", "seg")
 _TOP_KEYS = {"name", "output_dir", "dataset_dir", "demo_data", "profile", "seeds", "common", "upstream", "downstream"}
 _UP_KEYS = {"variants", "consistency", "overrides"}
 _DOWN_KEYS = {"tasks", "init", "operators", "imagenet_path", "overrides", "cls_overrides", "seg_overrides"}
@@ -149,7 +149,7 @@ def load_study(path: str | Path) -> Study:
     common = dict(raw.get("common") or {})
     down = raw["downstream"]
     _unknown_keys(down, _DOWN_KEYS, "downstream")
-    tasks = _choices(_as_list(down.get("tasks", ["cls"]), "downstream.tasks"), TASKS, "downstream.tasks")
+    tasks = _choices(_as_list(down.get("tasks", ["cls"]), "downstream.tasks"), DOWNSTREAM_TASKS, "downstream.tasks")
     inits = _choices(_as_list(down.get("init", ["upstream"]), "downstream.init"), INITS, "downstream.init")
     operators = _choices(_as_list(down.get("operators", ["lstm"]), "downstream.operators"), OPERATORS,
                          "downstream.operators")
