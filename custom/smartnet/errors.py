@@ -13,6 +13,7 @@ This module imports nothing from the package, so any module may import it.
 from __future__ import annotations
 
 __all__ = [
+    "error_in_chain",
     "SmartNetError",
     "SettingsError",
     "OutputError",
@@ -109,3 +110,16 @@ class InferenceFailures(SmartNetError):
 
     heading = "Inference incomplete"
     exit_code = 1
+
+
+def error_in_chain(err: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]):
+    """The first exception of type ``kind`` among ``err`` and its causes / contexts, else None (libraries re-raise
+    failures wrapped: torch.save's RuntimeError over an OSError, MONAI's transforms' RuntimeError over the original)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator, NoReturn
 from .checkpoints import check_inference_weights as _check_inference_weights
 from .data.datalist import load_datalist as _load_datalist
 from .data.validation import validate_datalist, validate_splits
-from .errors import DatalistError, DatasetProblems, SmartNetError
+from .errors import DatalistError, DatasetProblems, SmartNetError, error_in_chain
 from .settings import check_settings as _check_settings
 from .storage import check_output_dir as _check_output_dir
 
@@ -65,14 +65,7 @@ def exit_with(err: SmartNetError | str, heading: str | None = None, code: int | 
 def library_error_in(err: BaseException) -> SmartNetError | None:
     """The ``SmartNetError`` that ``err`` is or wraps (MONAI's transforms re-raise a failure as a RuntimeError
     whose cause is the original), else None."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        if isinstance(current, SmartNetError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    return error_in_chain(err, SmartNetError)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from monai.data import NibabelWriter
 
-from .errors import OutputError, OutputWriteError
+from .errors import OutputError, OutputWriteError, error_in_chain
 
 __all__ = [
     "OutputError",
@@ -48,14 +48,7 @@ def describe_os_error(err: OSError) -> str:
 
 def os_error_in(err: BaseException) -> OSError | None:
     """The ``OSError`` behind ``err`` (itself, or its cause/context chain), e.g. under torch.save's RuntimeError."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        if isinstance(current, OSError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    return error_in_chain(err, OSError)
 
 
 def check_output_dir(path: str | os.PathLike, min_free_mb: float = 100.0) -> Path:
