@@ -27,10 +27,6 @@ SPLITS = {"train": "training", "valid": "validation", "test": "test"}
 _NIFTI = re.compile(r"^(?P<case>.+)_(?P<role>img|mask)\.nii(\.gz)?$")
 
 
-def _is_dicom_dir(path: Path) -> bool:
-    return is_dicom_dir(path)
-
-
 def build_datalist(root: str | os.PathLike, require_masks: tuple[str, ...] = ("train", "valid")) -> dict:
     """Scan ``root/{train,valid,test}`` and return ``{"training": [...], "validation": [...], "test": [...]}``.
 
@@ -59,7 +55,7 @@ def build_datalist(root: str | os.PathLike, require_masks: tuple[str, ...] = ("t
                 if match["case"] in table:
                     problems.append(f"{path}: case {match['case']!r} appears twice ({table[match['case']].name})")
                 table[match["case"]] = path
-            elif _is_dicom_dir(path):
+            elif is_dicom_dir(path):
                 if path.name in images:
                     problems.append(f"{path}: case {path.name!r} appears twice")
                 images[path.name] = path
@@ -141,12 +137,12 @@ def find_images(source: str | os.PathLike, split_key: str = "test") -> list[dict
         raise DatalistError(f"inference input does not exist: {path}")
     if path.is_file() and path.suffix == ".json":
         return [{"image": e["image"], "case_id": e["case_id"]} for e in load_datalist(path, split_key)]
-    if path.is_file() or _is_dicom_dir(path):
+    if path.is_file() or is_dicom_dir(path):
         return [{"image": str(path.resolve()), "case_id": case_id_of(str(path))}]
     found = []
     for item in sorted(path.iterdir()):
         is_nifti = item.is_file() and re.search(r"\.nii(\.gz)?$", item.name) and not _NIFTI_MASK.search(item.name)
-        if is_nifti or _is_dicom_dir(item):
+        if is_nifti or is_dicom_dir(item):
             found.append({"image": str(item.resolve()), "case_id": case_id_of(str(item))})
     if not found:
         raise DatalistError(f"{path}: no NIfTI image (*.nii, *.nii.gz) or DICOM series folder found")
