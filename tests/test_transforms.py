@@ -200,3 +200,35 @@ def test_keep_inside_head_zeroes_predictions_in_the_air():
     assert bool((kept[brain] == 1).all())  # nothing inside the head is touched
     shorter = KeepInsideHeadd("pred")({"head_region": data["head_region"], "pred": torch.ones(1, 64, 64, 4)})
     assert torch.equal(shorter["pred"], kept[..., :4])  # a prediction cropped to the true depth of a padded batch
+
+
+def test_head_region_leaves_out_what_is_denser_than_blood():
+    """With a window that reaches above the ceiling, pixels denser than ``max_hu`` (bone, calcification) leave the
+    region while blood-dense and brain pixels stay; with the brain window alone the ceiling cannot be read and the
+    region is the head."""
+    import numpy as np
+    import pytest
+    import torch
+
+    from smartnet.transforms import HeadRegiond
+    from smartnet.transforms.head_region import denser_than
+
+    hu = np.full((32, 32, 2), -1000.0)
+    hu[4:28, 4:28] = 1200.0  # skull
+    hu[7:25, 7:25] = 35.0  # brain
+    hu[10:14, 10:14] = 80.0  # blood
+    hu[18:20, 18:20] = 400.0  # calcification
+    windows = [[0, 80], [-20, 180], [-800, 2000]]
+    image = np.stack([np.clip((hu - lo) / (hi - lo), 0, 1) for lo, hi in windows])
+    dense = denser_than(image, windows, 150.0)
+    assert dense[5, 5, 0] and dense[18, 18, 0] and not dense[11, 11, 0] and not dense[15, 15, 0]
+    assert denser_than(image[:1], windows[:1], 150.0) is None  # the brain window saturates at 80 HU
+    region = HeadRegiond("image", windows=windows, max_hu=150)({"image": torch.tensor(image)})["head_region"][0]
+    assert region[11, 11, 0] == 1 and region[15, 15, 1] == 1  # blood and brain stay
+    assert region[5, 5, 0] == 0 and region[18, 18, 0] == 0  # skull and calcification leave
+    head_only = HeadRegiond("image", windows=windows[:1], max_hu=150)({"image": torch.tensor(image[:1])})
+    assert head_only["head_region"][0][5, 5, 0] == 1
+    with pytest.raises(ValueError, match="windows"):
+        HeadRegiond("image", max_hu=150)
+    with pytest.raises(ValueError, match="3 HU windows for an image of 1 channels"):
+        denser_than(image[:1], windows, 150.0)

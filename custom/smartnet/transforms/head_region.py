@@ -1,13 +1,20 @@
-"""Keep lesion predictions inside the head: blood cannot lie in the air around it.
+"""Keep lesion predictions where blood can be: inside the head, and no denser than blood.
 
 ``HeadRegiond`` finds the head on the HU-windowed image (before CLAHE and min-max scaling, where air is exactly 0 in
 every HU window) and stores it under its own key; ``KeepInsideHeadd`` later sets the lesion probabilities outside
 it to 0. Both work on the network's grid ``(C, H, W, D)``.
+
+Given the HU windows and a density ceiling (``max_hu``, 150 HU in the bundles), the region also leaves out the pixels
+denser than any blood: acute haemorrhage reads 50-100 HU, so a pixel above 150 HU is bone, its partial-volume edge
+or a calcification, the mimics a model trained on synthetic heads marks most on a real skull base. The HU are read
+back from the widest window that reaches above the ceiling (the bone window of the demo profile); with no such window
+(the reference profile's single brain window saturates at 80 HU) the ceiling cannot be read and is not applied.
 """
 
 from __future__ import annotations
 
-from typing import Hashable, Mapping
+import logging
+from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -15,7 +22,9 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 from scipy import ndimage
 
-__all__ = ["head_region", "HeadRegiond", "KeepInsideHeadd"]
+__all__ = ["denser_than", "head_region", "HeadRegiond", "KeepInsideHeadd"]
+
+logger = logging.getLogger(__name__)
 
 
 def head_region(image: np.ndarray, level: float = 0.02, margin: int = 1) -> np.ndarray:
@@ -37,23 +46,59 @@ def head_region(image: np.ndarray, level: float = 0.02, margin: int = 1) -> np.n
     return out
 
 
+def denser_than(image: np.ndarray, windows: Sequence[Sequence[float]], max_hu: float) -> np.ndarray | None:
+    """Boolean ``(H, W, D)``: pixels of a windowed image ``(C, H, W, D)`` (channel ``c`` maps HU ``windows[c]`` =
+    ``[low, high]`` to [0, 1]) denser than ``max_hu`` HU, read from the widest window whose ``high`` exceeds
+    ``max_hu``; None when no window reaches above it."""
+    if len(windows) != np.asarray(image).shape[0]:
+        raise ValueError(f"{len(windows)} HU windows for an image of {np.asarray(image).shape[0]} channels")
+    reaching = [c for c, (low, high) in enumerate(windows) if high > max_hu]
+    if not reaching:
+        return None
+    c = max(reaching, key=lambda i: windows[i][1] - windows[i][0])
+    low, high = windows[c]
+    return np.asarray(image)[c] * (high - low) + low > max_hu
+
+
 class HeadRegiond(MapTransform):
-    """Store the head region of the windowed ``keys`` image as ``output_key`` (``(1, H, W, D)`` float, 1 = head).
+    """Store the region of the windowed ``keys`` image where blood can be as ``output_key`` (``(1, H, W, D)`` float,
+    1 = head, and no denser than ``max_hu`` where a window shows it).
 
     Place it after the HU window and the resize, before CLAHE and min-max scaling.
+
+    Args:
+        keys: the windowed image ``(C, H, W, D)``, intensities in [0, 1].
+        output_key: where the region is stored.
+        level: windowed intensity above which a pixel is tissue.
+        windows: the image's HU windows (``hu_windows``), one ``[low, high]`` per channel; with ``max_hu``, pixels
+            denser than ``max_hu`` HU are left out of the region (see the module docstring).
+        max_hu: the density ceiling in HU (None: none).
     """
 
     def __init__(self, keys: KeysCollection, output_key: str = "head_region", level: float = 0.02,
+                 windows: Sequence[Sequence[float]] | None = None, max_hu: float | None = None,
                  allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
+        if max_hu is not None and windows is None:
+            raise ValueError("max_hu needs the image's HU windows (windows=@hu_windows)")
         self.output_key = output_key
         self.level = level
+        self.windows = None if windows is None else [[float(v) for v in w] for w in windows]
+        self.max_hu = None if max_hu is None else float(max_hu)
+        if self.max_hu is not None and not any(high > self.max_hu for _, high in self.windows):
+            logger.info("no HU window reaches above %.0f HU: the density ceiling of the lesion region is not applied",
+                        self.max_hu)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key in self.key_iterator(d):
             image = torch.as_tensor(d[key]).detach().float().cpu().numpy()
-            d[self.output_key] = torch.as_tensor(head_region(image, self.level)[None], dtype=torch.float32)
+            region = head_region(image, self.level)
+            if self.max_hu is not None:
+                dense = denser_than(image, self.windows, self.max_hu)
+                if dense is not None:
+                    region &= ~dense
+            d[self.output_key] = torch.as_tensor(region[None], dtype=torch.float32)
         return d
 
 
