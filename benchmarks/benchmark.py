@@ -271,7 +271,9 @@ def section_upstream_train(args, size: dict) -> dict:
                        seed=0, verbose=False)
     configs = BUNDLES / "smartnet_upstream" / "configs"
     parser = ConfigParser()
-    parser.read_config([str(configs / "train.json")] + ([str(configs / f"{args.profile}.json")] if args.profile else []))
+    parser.read_config(
+        [str(configs / "train.json")] + ([str(configs / f"{args.profile}.json")] if args.profile else [])
+    )
     parser.update({"bundle_root": str(data / "root"), "dataset_dir": str(data), "device": "$torch.device('cpu')"})
     if not args.profile:  # a profile brings its own architecture and size
         parser.update({"encoder": size["encoder"], "stem_stride": size["stem_stride"],
@@ -322,7 +324,8 @@ def section_upstream_train(args, size: dict) -> dict:
     flops = forward_flops(forward_backward)
     floor = flops / (args.conv_gflops * 1e9) if args.conv_gflops else None
     return {"profile": args.profile or "reference", "image_size": side,
-            "encoder": parser.get_parsed_content("encoder"), "slices_per_step": slices, "seconds_per_step": seconds, "slices_per_second": slices / seconds,
+            "encoder": parser.get_parsed_content("encoder"), "slices_per_step": slices, "seconds_per_step": seconds,
+            "slices_per_second": slices / seconds,
             "step_tflop": flops / 1e12, "floor_seconds": floor, "x_floor": seconds / floor if floor else None,
             "num_workers": workers, "loader_wait_seconds_per_step": loader_wait,
             "loader_wait_fraction": loader_wait / seconds}
@@ -398,7 +401,8 @@ def main() -> None:
     if args.section:
         run_section(args)
         return
-    results = {"machine": machine(args.threads), "quick": args.quick, "sizes": _sizes(args.quick, args.stem_stride), "sections": {}}
+    results = {"machine": machine(args.threads), "quick": args.quick, "sizes": _sizes(args.quick, args.stem_stride),
+               "sections": {}}
     conv_gflops = 0.0
     for section in args.sections.split(","):
         if section not in SECTIONS:
@@ -463,7 +467,8 @@ def print_table(results: dict) -> None:
                   f"({fmt(r['bf16_speedup'])} x faster, max |dp| {fmt(r['bf16_max_probability_diff'], 4)}); "
                   f"naive loop {fmt(r['seconds_naive_loop_nchw'])} s")
             print(f"    end to end {fmt(r['end_to_end_seconds'])} s/volume ({fmt(r['end_to_end_x_network'])} x network "
-                  f"at chunk 1) after a {fmt(r['end_to_end_start_seconds'])} s start; peak {fmt(r['peak_rss_mb'], 0)} MB")
+                  f"at chunk 1) after a {fmt(r['end_to_end_start_seconds'])} s start; "
+                  f"peak {fmt(r['peak_rss_mb'], 0)} MB")
 
 
 if __name__ == "__main__":

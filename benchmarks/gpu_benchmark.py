@@ -62,7 +62,7 @@ def upstream_train(size: dict, device: torch.device) -> dict:
         target = (torch.rand(size["batch"], 1, size["image_size"], size["image_size"], device=device) > 0.9).float()
         autocast = precision == "amp_bf16" and device.type == "cuda"
 
-        def step() -> None:
+        def step(net=net, optimizer=optimizer) -> None:
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 heads = net.forward_heads(x)
@@ -76,7 +76,7 @@ def upstream_train(size: dict, device: torch.device) -> dict:
         out[f"seconds_per_step_{precision}"] = seconds
         out[f"slices_per_second_{precision}"] = size["batch"] / seconds
         out[f"peak_gpu_mb_{precision}"] = _peak_mb(device)
-        del net, optimizer
+        del net, optimizer, step
     out["amp_speedup"] = out["slices_per_second_amp_bf16"] / out["slices_per_second_fp32"]
     return out
 

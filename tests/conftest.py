@@ -88,7 +88,9 @@ def run_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_root: P
     result = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=BUNDLE_ENV,
                             timeout=1200)
     if check and result.returncode != 0:
-        raise AssertionError(f"bundle run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"bundle run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+        )
     return result
 
 

@@ -15,6 +15,8 @@ from broken_inputs import copy_case, make_broken_corpus, write_good_case
 from conftest import DOWN_CLS, DOWN_SEG, UPSTREAM, run_bundle
 from smartnet.data import validate_entries
 
+pytestmark = pytest.mark.slow
+
 MASK_CASES = {"non_binary_mask", "shape_mismatch", "affine_mismatch"}  # the mask is the file at fault
 TINY_INFER = {"encoder": "resnet18", "stem_stride": 2, "image_size": 32,
               "allow_random_weights": True}  # screening is under test here, not the weights

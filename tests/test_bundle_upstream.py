@@ -19,6 +19,8 @@ from mask_checks import assert_nothing_in_the_air_at_the_border
 from smartnet.networks.transfer import read_state_dict
 from report_checks import CURVES, SQUARE, check_report, montage_size
 
+pytestmark = pytest.mark.slow
+
 CONFIGS = UPSTREAM / "configs"
 
 

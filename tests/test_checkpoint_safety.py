@@ -14,6 +14,8 @@ from conftest import DOWN_CLS, TINY_DOWN_OVERRIDES, TINY_OVERRIDES, UPSTREAM, ru
 from smartnet.checkpoints import UnsafeCheckpointError, load_checkpoint
 from smartnet.errors import OutputWriteError
 
+pytestmark = pytest.mark.slow
+
 
 class _RunsCode:
     """Unpickling this would call os.system (what a malicious checkpoint does)."""

@@ -12,7 +12,8 @@ from smartnet.schedules import WarmupLinearDecay
 
 
 def smartnet(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "smartnet.cli", *args], capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
+    return subprocess.run([sys.executable, "-m", "smartnet.cli", *args], capture_output=True, text=True,
+                          encoding="utf-8", errors="replace", timeout=600)
 
 
 def test_demo_data_then_datalist_then_validate(tmp_path):

@@ -13,6 +13,8 @@ import torch
 from conftest import BUNDLES, TINY_DOWN_OVERRIDES, TINY_OVERRIDES, run_bundle
 from smartnet.networks.transfer import read_state_dict
 
+pytestmark = [pytest.mark.slow, pytest.mark.dist]
+
 CASES = {
     "smartnet_upstream": TINY_OVERRIDES,
     "smartnet_down_cls": TINY_DOWN_OVERRIDES,
@@ -20,11 +22,14 @@ CASES = {
 }
 
 
-def torchrun_bundle(bundle: Path, configs: list[str], overrides: dict, bundle_root: Path) -> subprocess.CompletedProcess:
+def torchrun_bundle(
+    bundle: Path, configs: list[str], overrides: dict, bundle_root: Path
+) -> subprocess.CompletedProcess:
     from smartnet.bundle_run import bundle_run_command
 
     cmd = bundle_run_command(bundle, configs, overrides, bundle_root,
-                             launcher=["-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2"])
+                             launcher=["-m", "torch.distributed.run", "--standalone", "--nnodes=1",
+                                       "--nproc_per_node=2"])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
     bundle_root.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=env,

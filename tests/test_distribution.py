@@ -20,6 +20,8 @@ import torch
 
 from conftest import BUNDLES, REPO, TINY_DOWN_OVERRIDES, TINY_OVERRIDES, run_bundle
 
+pytestmark = pytest.mark.slow
+
 NAMES = ["smartnet_upstream", "smartnet_down_cls", "smartnet_down_seg"]
 VERSION = json.loads((BUNDLES / "smartnet_upstream" / "configs" / "metadata.json").read_text())["version"]
 PACKAGE = REPO / "custom" / "smartnet"

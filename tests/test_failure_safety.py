@@ -13,6 +13,8 @@ import torch
 from conftest import BUNDLE_ENV, TINY_OVERRIDES, UPSTREAM, bundle_command, run_bundle
 from smartnet.storage import OutputError, check_output_dir
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 3
 # 4 iterations an epoch (one volume, 4 slices, per step)
 RUN = {**TINY_OVERRIDES, "batch_size": 1, "slices_per_volume": 4, "epochs": EPOCHS, "val_interval": EPOCHS}

@@ -157,7 +157,8 @@ def test_channels_last_leaves_values_and_checkpoints_alone():
     model = SmartNetVolumeSegmenter(**SMALL).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     assert channels_last(model, enabled=False) is model
-    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1) and m.in_channels > 1]
+    convs = [m for m in model.modules()
+             if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1) and m.in_channels > 1]
     assert convs and not any(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
     channels_last(model)
     assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)

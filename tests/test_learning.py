@@ -33,6 +33,8 @@ import pytest
 
 from conftest import DOWN_CLS, DOWN_SEG, UPSTREAM, run_bundle
 
+pytestmark = pytest.mark.slow
+
 THRESHOLD_AUROC = 0.85
 THRESHOLD_DICE = 0.4
 THRESHOLD_J = 1.5  # sensitivity + specificity at the operating point (a constant output gives 1.0)
@@ -110,9 +112,10 @@ def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(trained, 
 
 def test_bf16_inference_matches_fp32_on_the_trained_classifier(trained, learning_dataset, tmp_path):
     """The CPU bf16 path (``precision: bf16``) of a trained volume classifier (BiLSTM on the upstream encoder, without
-    segmentation evidence or the upstream's slice logit): every test volume's probability within 0.02 of fp32 (the documented tolerance), decisions
-    at 0.5 unchanged but for probabilities that near. (With ``seg_evidence`` the logit counts pixels whose lesion
-    logit is above 0, a count that bf16 can change by a few pixels: documented, not asserted.)"""
+    segmentation evidence or the upstream's slice logit): every test volume's probability within 0.02 of fp32 (the
+    documented tolerance), decisions at 0.5 unchanged but for probabilities that near. (With ``seg_evidence`` the
+    logit counts pixels whose lesion logit is above 0, a count that bf16 can change by a few pixels: documented, not
+    asserted.)"""
     root = tmp_path / DOWN_CLS.name
     model = {"dataset_dir": learning_dataset, **COMMON, "seg_evidence": False, "slice_head": False, "seg_peak": False}
     run_bundle(DOWN_CLS, ["train.json", "demo.json"],

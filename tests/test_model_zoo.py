@@ -14,6 +14,8 @@ import torch
 
 from conftest import BUNDLES, REPO
 
+pytestmark = pytest.mark.slow
+
 NAMES = ["smartnet_upstream", "smartnet_down_cls", "smartnet_down_seg"]
 WORKFLOW_FILES = ["metadata.json", "train.json", "evaluate.json", "inference.json", "multi_gpu_train.json",
                   "multi_gpu_evaluate.json", "logging.conf"]
@@ -162,7 +164,9 @@ def test_onnx_export_agrees_with_eager_in_onnxruntime(name, tmp_path):
     configs = BUNDLES / name / "configs"
     inputs = _inputs(name)
     dynamic = torch.export.Dim.DYNAMIC
-    dynamic_shapes = {"x": {0: dynamic, 2: dynamic, 3: dynamic}} if name == "smartnet_upstream" else {"volume": {4: dynamic}}
+    dynamic_shapes = (
+        {"x": {0: dynamic, 2: dynamic, 3: dynamic}} if name == "smartnet_upstream" else {"volume": {4: dynamic}}
+    )
     target = tmp_path / "model.onnx"
     onnx_export(net_id="network_def", filepath=str(target), ckpt_file=str(ckpt),
                 meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),

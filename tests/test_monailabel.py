@@ -30,6 +30,8 @@ import pytest
 
 from conftest import DOWN_CLS, DOWN_SEG, REPO, UPSTREAM, run_bundle
 
+pytestmark = [pytest.mark.slow, pytest.mark.server]
+
 APP = REPO / "monailabel_app"
 VENV = Path(os.environ.get("SMARTNET_MONAILABEL_VENV", Path.home() / ".cache" / "smartnet" / "monailabel-venv"))
 SMALL_TRAINING = {"image_size": 32, "num_workers": 0, "batch_size": 2, "epochs": 1, "val_interval": 1}
@@ -123,7 +125,9 @@ def label_server(env: Path, app: Path, studies_dir: Path, models: str, log: Path
                 break
             except OSError:
                 if server.poll() is not None or time.time() > deadline:
-                    raise AssertionError("MONAI Label server did not start:\n" + log.read_text(encoding="utf-8")[-5000:])
+                    raise AssertionError(
+                        "MONAI Label server did not start:\n" + log.read_text(encoding="utf-8")[-5000:]
+                    )
                 time.sleep(1)
         yield url
     finally:

@@ -64,7 +64,8 @@ def test_output_shapes_and_packing(encoder, stride):
         pred = model(x)
         heads = model.forward_heads(x)
     assert pred.shape == (2, 1 + 1 + 2, 64, 64)
-    assert heads["cls"].shape == (2, 1) and heads["seg"].shape == (2, 1, 64, 64) and heads["rec"].shape == (2, 2, 64, 64)
+    assert (heads["cls"].shape == (2, 1) and heads["seg"].shape == (2, 1, 64, 64)
+            and heads["rec"].shape == (2, 2, 64, 64))
     unpacked = split_heads(pred, model.tasks, in_channels=2)
     for key in heads:
         assert torch.allclose(unpacked[key], heads[key])

@@ -14,7 +14,10 @@ import pytest
 from conftest import SHARED_DATA, UPSTREAM, run_bundle
 from smartnet.data import check_image, read_dicom_series, validate_entries
 
-pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real head CT not present at {SHARED_DATA}")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real head CT not present at {SHARED_DATA}"),
+]
 
 TINY_NET = {"encoder": "resnet18", "stem_stride": 2, "image_size": 64,
             "allow_random_weights": True}  # geometry is under test here, not the weights

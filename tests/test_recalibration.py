@@ -55,8 +55,9 @@ def test_upstream_gets_slice_and_volume_thresholds(tmp_path):
     _write_csv(tmp_path / "slice_predictions.csv",
                [{"case_id": "c", "slice_index": i, "probability": 0.6 + 0.3 * y + 0.05 * rng.random(), "label": int(y)}
                 for i, y in enumerate(labels)])
-    _write_csv(tmp_path / "per_case.csv", [{"case_id": f"c{i}", "volume_label": int(i % 2), "volume_score": 0.7 + 0.2 * (i % 2)}
-                                           for i in range(6)])
+    _write_csv(tmp_path / "per_case.csv",
+               [{"case_id": f"c{i}", "volume_label": int(i % 2), "volume_score": 0.7 + 0.2 * (i % 2)}
+                for i in range(6)])
     _checkpoint(tmp_path / "model.pt", threshold=0.01)
     record = rechoose_operating_point(tmp_path / "model.pt", evaluation_scores(tmp_path, "upstream"))["record"]
     assert 0.65 < record["threshold"] < 0.9 and record["sensitivity"] == 1.0 and record["specificity"] == 1.0
@@ -74,7 +75,8 @@ def test_one_class_missing_files_and_dry_runs(tmp_path):
         evaluation_scores(tmp_path, "upstream")
     with pytest.raises(OperatingPointError, match="no operating point"):
         evaluation_scores(tmp_path, "volume_seg")
-    _write_csv(tmp_path / "per_case.csv", [{"case_id": f"c{i}", "label": i % 2, "probability": 0.1 * i} for i in range(4)])
+    _write_csv(tmp_path / "per_case.csv",
+               [{"case_id": f"c{i}", "label": i % 2, "probability": 0.1 * i} for i in range(4)])
     rechoose_operating_point(tmp_path / "model.pt", evaluation_scores(tmp_path, "volume_cls"), write=False)
     assert (tmp_path / "model.pt").read_bytes() == original  # nothing written, nothing half-written
 
@@ -84,6 +86,7 @@ def _cli(*args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_evaluates_the_bundle_and_stores_the_threshold(tiny_dataset, tiny_bundles_root, tmp_path):
     bundle = tmp_path / "smartnet_upstream"
     shutil.copytree(UPSTREAM / "configs", bundle / "configs")

@@ -21,6 +21,8 @@ from imagenet_format import torchvision_resnet_state_dict
 from report_checks import png_size
 from smartnet.study import StudyError, load_study, summarise, write_results
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -7,6 +7,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import DOWN_CLS, TINY_DOWN_OVERRIDES, TINY_OVERRIDES, UPSTREAM, run_bundle
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("bundle, overrides", [(UPSTREAM, TINY_OVERRIDES), (DOWN_CLS, TINY_DOWN_OVERRIDES)],
                          ids=["upstream", "down_cls"])

@@ -159,7 +159,9 @@ def test_load_ct_reads_dicom_folders_with_the_series_reader_and_files_as_usual(t
     affine = np.diag([-0.9, 0.9, 5.0, 1.0])
     write_dicom_series(volume, affine, tmp_path / "series")
     nib.save(nib.Nifti1Image(volume, affine), str(tmp_path / "v_img.nii.gz"))
-    loaded = LoadCTd(keys=["image", "nifti"])({"image": str(tmp_path / "series"), "nifti": str(tmp_path / "v_img.nii.gz")})
+    loaded = LoadCTd(keys=["image", "nifti"])(
+        {"image": str(tmp_path / "series"), "nifti": str(tmp_path / "v_img.nii.gz")}
+    )
     series = read_dicom_series(tmp_path / "series")
     assert loaded["image"].shape == (1, 24, 24, 4)
     assert np.array_equal(loaded["image"][0].numpy(), series.array)

@@ -13,7 +13,9 @@ from typing import Mapping, Sequence
 __all__ = ["STAGE_BUNDLES", "BUNDLE_NAMES", "REPO_BUNDLES", "bundle_run_command"]
 
 # stage -> bundle folder name, in the chain's order
-STAGE_BUNDLES: dict[str, str] = {"upstream": "smartnet_upstream", "cls": "smartnet_down_cls", "seg": "smartnet_down_seg"}
+STAGE_BUNDLES: dict[str, str] = {
+    "upstream": "smartnet_upstream", "cls": "smartnet_down_cls", "seg": "smartnet_down_seg"
+}
 BUNDLE_NAMES: tuple[str, ...] = tuple(STAGE_BUNDLES.values())
 # the bundles of this checkout (an editable install); a release archive or another folder is passed explicitly
 REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"

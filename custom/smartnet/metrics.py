@@ -15,7 +15,9 @@ from monai.handlers import ROCAUC, ConfusionMatrix, MeanAbsoluteError, MeanDice,
 
 __all__ = ["slice_key_metric", "slice_additional_metrics", "key_metric_is_loss_like"]
 
-CONFUSION_METRICS = {"f1": "f1 score", "accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity"}
+CONFUSION_METRICS = {
+    "f1": "f1 score", "accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity"
+}
 
 
 def _auroc() -> ROCAUC:
@@ -23,7 +25,8 @@ def _auroc() -> ROCAUC:
 
 
 def _dice(save_details: bool = True) -> MeanDice:
-    # DiceMetric ignores empty ground truth by default: lesion-free slices give NaN and are left out, so this is the Dice on positive slices
+    # DiceMetric ignores empty ground truth by default: lesion-free slices give NaN and are left out, so this is the
+    # Dice on positive slices
     return MeanDice(include_background=True, output_transform=from_engine(["seg", "label"]), save_details=save_details)
 
 

@@ -97,7 +97,9 @@ def _read_slice(path: Path) -> dict[str, Any]:
     try:
         image = itk.imread(str(path), itk.F)  # GDCM applies rescale slope / intercept: HU as float
     except Exception as err:  # noqa: BLE001 - any GDCM failure is a problem of this file
-        raise DicomSeriesError(f"{path}: not a readable DICOM image ({str(err).strip().splitlines()[-1][:200]})") from None
+        raise DicomSeriesError(
+            f"{path}: not a readable DICOM image ({str(err).strip().splitlines()[-1][:200]})"
+        ) from None
     tags = image.GetMetaDataDictionary()
 
     def tag(key: str) -> str | None:

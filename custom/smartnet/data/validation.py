@@ -54,8 +54,8 @@ def _nifti_header_problem(path: Path) -> str | None:
     if voxels > MAX_VOXELS:
         gigabytes = voxels * 4 / 1e9
         return (
-            f"header claims shape {shape} = {voxels:.3g} voxels ({gigabytes:.3g} GB as float32), far more than any head "
-            "CT: the header is corrupt"
+            f"header claims shape {shape} = {voxels:.3g} voxels ({gigabytes:.3g} GB as float32), far more than any "
+            "head CT: the header is corrupt"
         )
     if path.name.endswith(".nii"):
         needed = int(image.header["vox_offset"]) + voxels * image.header.get_data_dtype().itemsize

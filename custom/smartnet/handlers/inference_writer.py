@@ -73,7 +73,8 @@ class SliceProbabilityWriter:
             case = str(b.get("case_id", "?"))
             for z, p in enumerate(probs):
                 self.rows.append(
-                    {"case_id": case, "slice_index": z, "probability": round(float(p), 6), "decision": int(p >= self.threshold)}
+                    {"case_id": case, "slice_index": z, "probability": round(float(p), 6),
+                     "decision": int(p >= self.threshold)}
                 )
             score = float(probs.max()) if len(probs) else float("nan")
             entry = {"case_id": case, "slices": len(probs), "volume_score": score,
@@ -110,7 +111,8 @@ class VolumePredictionWriter(PerVolumeRows):
             else:
                 pred = torch.as_tensor(output["pred"]) > 0.5
                 voxels = int(pred.sum())
-                row.update(lesion_voxels=voxels, lesion_ml=voxels * voxel_volume_ml(affine_of(item, output, first="pred")),
+                row.update(lesion_voxels=voxels,
+                           lesion_ml=voxels * voxel_volume_ml(affine_of(item, output, first="pred")),
                            decision=int(voxels > 0))
             self.rows.append(row)
             self.logger.info(", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))

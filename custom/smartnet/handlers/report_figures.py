@@ -196,7 +196,8 @@ class ReportFigures:
         if image.dim() == 3 and depth is not None:
             d = int(torch.as_tensor(depth))
             image, truth, pred = image[..., :d], truth[..., :d], pred[..., :d]
-        case = self.cases.setdefault(str(item.get("case_id", "?")), {"n_inter": 0, "n_pred": 0, "n_truth": 0, "area": -1})
+        case = self.cases.setdefault(str(item.get("case_id", "?")),
+                                     {"n_inter": 0, "n_pred": 0, "n_truth": 0, "area": -1})
         case["n_inter"] += int((truth & pred).sum())
         case["n_pred"] += int(pred.sum())
         case["n_truth"] += int(truth.sum())

@@ -29,7 +29,8 @@ __all__ = ["TASKS", "VARIANTS", "SmartNet2D", "split_heads", "pred_channels", "v
 
 TASKS = HEADS  # the upstream heads (smartnet.vocabulary)
 
-# The original implementation's seven model names -> the heads they train (its loss adds consistency only to the triple).
+# The original implementation's seven model names -> the heads they train (its loss adds consistency only to the
+# triple).
 VARIANTS: dict[str, tuple[str, ...]] = {
     "smartnet": ("cls", "seg", "rec"),
     "dual_cls_seg": ("cls", "seg"),

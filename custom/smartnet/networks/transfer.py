@@ -3,8 +3,8 @@
 Load types (key prefixes shared by ``SmartNet2D`` and the volume models):
 
     encoder           ``encoder.*``                  the reference (318 tensors for ResNet-50, BN buffers included)
-    encoder+decoder   ``encoder.*``, ``seg_decoder.*``  for the segmenter: also the upstream U-Net seg decoder, which the
-                                                     original silently dropped
+    encoder+decoder   ``encoder.*``, ``seg_decoder.*``  for the segmenter: also the upstream U-Net seg decoder, which
+                                                     the original silently dropped
     encoder+cls_head  ``encoder.*``, ``cls_head.*``     for a classifier with ``slice_head=True``: also the slice head
     encoder+decoder+seg_head  ``encoder.*``, ``seg_decoder.*``, ``seg_head.*``: for a segmenter with
                      ``slice_head=True``, or a classifier with ``seg_evidence=True``

@@ -4,8 +4,8 @@
 the same result and keeps the graph export-friendly (TorchScript, ONNX).
 
 - ``BiLSTMOperator`` / ``BiGRUOperator``: bidirectional LSTM (reference: 2 layers, hidden 512) or GRU over the slice
-  sequence, run on a packed sequence so padded slices take no part; returns ``[backward, forward]`` final hidden states of the last
-  layer, concatenated (``2 * hidden``), in the reference's order.
+  sequence, run on a packed sequence so padded slices take no part; returns ``[backward, forward]`` final hidden
+  states of the last layer, concatenated (``2 * hidden``), in the reference's order.
 - ``TransformerOperator``: linear projection, sinusoidal slice positions, a learnable summary token and a transformer
   encoder with a key-padding mask; returns the summary token (``hidden``).
 - ``PoolingOperator``: mean or max over the real slices (``F``): baselines without learned slice interaction.
@@ -114,7 +114,9 @@ class PoolingOperator(nn.Module):
         return (features * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
-def build_operator(name: str, in_features: int, hidden: int = 512, num_layers: int = 2, num_heads: int = 8) -> nn.Module:
+def build_operator(
+    name: str, in_features: int, hidden: int = 512, num_layers: int = 2, num_heads: int = 8
+) -> nn.Module:
     """The operator called ``name`` (one of ``OPERATORS``); raises ``ValueError`` listing the choices."""
     if name == "lstm":
         return BiLSTMOperator(in_features, hidden, num_layers)

@@ -142,7 +142,8 @@ def build_report(eval_dir: str | Path, prefix: str = "", n_boot: int = 1000, see
         stats = binary_metrics_with_ci(labels, detected, 0.5, n_boot=n_boot, seed=seed)
         intervals.update({f"detection_{k}": stats[k] for k in ("sensitivity", "specificity")})
         add(plot_volume_scatter(true_ml, pred_ml, figures_dir / f"{prefix}lesion_volume.png",
-                                "lesion volume per case", intervals.get("dice")), "Predicted against true lesion volume (mL), one point per case")
+                                "lesion volume per case", intervals.get("dice")),
+            "Predicted against true lesion volume (mL), one point per case")
         add(plot_confusion(labels, detected, 0.5, figures_dir / f"{prefix}confusion_detection.png",
                            "detection (any predicted voxel)"), "Confusion matrix of detection (predicted volume > 0)")
     figure_list += [(f"{FIGURES_DIR}/{name}", caption) for name, caption in read_manifest(figures_dir)

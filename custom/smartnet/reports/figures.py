@@ -180,7 +180,8 @@ def plot_tsne(features: np.ndarray, labels: np.ndarray, path: Path, title: str, 
     fig, ax = plt.subplots(figsize=SQUARE_SIZE)
     for value, name, colour in ((0, "no ICH", "tab:blue"), (1, "ICH", "tab:red")):
         chosen = labels == value
-        ax.scatter(embedded[chosen, 0], embedded[chosen, 1], s=12, alpha=0.8, c=colour, label=f"{name} ({chosen.sum()})")
+        ax.scatter(embedded[chosen, 0], embedded[chosen, 1], s=12, alpha=0.8, c=colour,
+                   label=f"{name} ({chosen.sum()})")
     ax.legend(fontsize=8)
     ax.set(title=title, xticks=[], yticks=[])
     fig.tight_layout()

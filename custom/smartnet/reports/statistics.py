@@ -2,8 +2,9 @@
 
 Volumes are resampled with replacement ``n_boot`` times, for slice-level metrics too (a cluster bootstrap: all
 slices of a drawn volume come along, since slices of one volume are correlated and resampling them one by one gives
-intervals that are too narrow); the interval is the 2.5th..97.5th percentile of the metric over the resamples in which it is defined (AUROC needs both classes,
-sensitivity a positive, specificity a negative). The seed is fixed, so reports are reproducible.
+intervals that are too narrow); the interval is the 2.5th..97.5th percentile of the metric over the resamples in
+which it is defined (AUROC needs both classes, sensitivity a positive, specificity a negative). The seed is fixed, so
+reports are reproducible.
 """
 
 from __future__ import annotations

@@ -60,7 +60,9 @@ def _merged_config(study: Study, arm: Arm, bundles_dir: Path) -> dict:
     from monai.bundle import ConfigParser
 
     bundle = bundles_dir / STAGE_BUNDLES[arm.stage]
-    files = [bundle / "configs" / "train.json"] + ([bundle / "configs" / f"{study.profile}.json"] if study.profile else [])
+    files = [bundle / "configs" / "train.json"] + (
+        [bundle / "configs" / f"{study.profile}.json"] if study.profile else []
+    )
     parser = ConfigParser()
     parser.read_config([str(f) for f in files])
     overrides = arm_overrides(study, arm)
@@ -101,7 +103,9 @@ def run_arm(study: Study, arm: Arm, bundles_dir: Path) -> dict:
             train += ["--resume", "true"]  # interrupted earlier: go on from its last checkpoint
         code = _run_logged(train, folder / "train.log")
         if code != 0:
-            raise RuntimeError(f"training exited with {code}; {folder / 'train.log'} ends:\n{_tail(folder / 'train.log')}")
+            raise RuntimeError(
+                f"training exited with {code}; {folder / 'train.log'} ends:\n{_tail(folder / 'train.log')}"
+            )
         atomic_write_text(folder / "trained.json", json.dumps({"seconds": time.time() - start}) + "\n")
     code = _run_logged(commands["evaluate"], folder / "evaluate.log")
     if code != 0:

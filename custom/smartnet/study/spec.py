@@ -55,7 +55,8 @@ class StudyError(SmartNetError, ValueError):
 
 @dataclass
 class Arm:
-    """One bundle run: ``stage`` "upstream", "cls" or "seg" with its settings; ``upstream`` is the arm it starts from."""
+    """One bundle run: ``stage`` "upstream", "cls" or "seg" with its settings; ``upstream`` is the arm it starts
+    from."""
 
     id: str
     stage: str

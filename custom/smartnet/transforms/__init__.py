@@ -1,4 +1,5 @@
-"""MONAI-style transforms for head CT: loading (DICOM series, NIfTI), HU windows, CLAHE, empty-slice crop, slice sampling, per-slice scores, volume labels and depths."""
+"""MONAI-style transforms for head CT: loading (DICOM series, NIfTI), HU windows, CLAHE, empty-slice crop, slice
+sampling, per-slice scores, volume labels and depths."""
 
 from .intensity import CLAHE, WINDOW_PRESETS, CheckHUd, CLAHEd, HUWindow, HUWindowd
 from .head_region import HeadRegiond, KeepInsideHeadd, head_region
