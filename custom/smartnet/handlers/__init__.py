@@ -1,7 +1,8 @@
 """Ignite handlers, one module per role: evaluation (``evaluation_report``, ``report_figures``, ``operating_point``,
 ``final_validation``), predictions (``inference_writer``), checkpoints (``training_state``), weight transfer
 (``transfer``), the encoder schedule (``encoder_schedule``), and training bookkeeping (``epoch_seed``,
-``loss_terms``); ``volume_rows`` and ``distributed`` are shared parts."""
+``loss_terms``); ``collector`` (the reset / collect / gather / finish skeleton of the collecting handlers),
+``volume_rows`` and ``distributed`` are shared parts."""
 
 from .epoch_seed import EpochSeeder
 from .evaluation_report import SliceEvaluationReport, VolumeEvaluationReport

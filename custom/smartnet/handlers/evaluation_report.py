@@ -32,11 +32,10 @@ from monai.utils import min_version, optional_import
 
 from ..storage import atomic_write_csv, atomic_write_text
 from ..reports.statistics import binary_scores
-from .distributed import gather_to_rank0
+from .collector import Collector
 from .volume_rows import PerVolumeRows, affine_of, crop_depth, gather_rows, voxel_volume_ml
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
-Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
 __all__ = ["SliceEvaluationReport", "VolumeEvaluationReport"]
 
@@ -53,7 +52,7 @@ def _is_number(x: Any) -> bool:
         return False
 
 
-class SliceEvaluationReport:
+class SliceEvaluationReport(Collector):
     """Collect ``case_id``, ``slice_index``, ``cls_prob``, ``cls_label``, ``seg`` and ``label`` of every slice.
 
     Args:
@@ -76,11 +75,6 @@ class SliceEvaluationReport:
         self.logger = logging.getLogger(self.__class__.__name__)
         self.results: dict[str, Any] = {}
         self._reset(None)
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
 
     def _reset(self, engine: Engine | None) -> None:
         self.slices: list[dict[str, Any]] = []
@@ -105,8 +99,8 @@ class SliceEvaluationReport:
                     acc[2] += float(truth.sum())
             self.slices.append(row)
 
-    def _write(self, engine: Engine) -> None:
-        parts = gather_to_rank0((self.slices, dict(self.overlap)))
+    def _finish(self, engine: Engine) -> None:
+        parts = self._gather((self.slices, dict(self.overlap)))
         if parts is None:  # not rank 0 of a multi-GPU evaluation: rank 0 writes everything
             return
         slices, seen, overlap = [], set(), {}
@@ -209,7 +203,7 @@ class VolumeEvaluationReport(PerVolumeRows):
                 )
             self.rows.append(row)
 
-    def _write(self, engine: Engine) -> None:
+    def _finish(self, engine: Engine) -> None:
         rows = gather_rows(self.rows)
         if rows is None:
             return

@@ -22,10 +22,10 @@ import torch
 from monai.utils import min_version, optional_import
 
 from ..storage import atomic_write_csv, atomic_write_text
+from .collector import Collector
 from .volume_rows import PerVolumeRows, affine_of, source_path, voxel_volume_ml
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
-Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
 __all__ = ["SliceProbabilityWriter", "VolumePredictionWriter", "axial_axis"]
 
@@ -37,7 +37,7 @@ def axial_axis(affine: np.ndarray) -> int:
     return int(np.argmax(directions[2]))
 
 
-class SliceProbabilityWriter:
+class SliceProbabilityWriter(Collector):
     """Write ``slice_probabilities.csv`` (case_id, slice_index, probability, decision) and ``volume_scores.json``.
 
     Args:
@@ -53,11 +53,6 @@ class SliceProbabilityWriter:
         self.logger = logging.getLogger(self.__class__.__name__)
         self.rows: list[dict[str, Any]] = []
         self.volumes: list[dict[str, Any]] = []
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
 
     def _reset(self, engine: Engine) -> None:
         self.rows, self.volumes = [], []
@@ -84,7 +79,7 @@ class SliceProbabilityWriter:
             self.volumes.append(entry)
             self.logger.info(f"{case}: max slice probability {score:.3f} over {len(probs)} slices")
 
-    def _write(self, engine: Engine) -> None:
+    def _finish(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_csv(self.output_dir / "slice_probabilities.csv", self.rows)
         body = {"threshold": self.threshold, "volume_threshold": self.volume_threshold, "volumes": self.volumes}
@@ -117,7 +112,7 @@ class VolumePredictionWriter(PerVolumeRows):
             self.rows.append(row)
             self.logger.info(", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
-    def _write(self, engine: Engine) -> None:
+    def _finish(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_csv(self.output_dir / "predictions.csv", self.rows)
         payload = {"threshold": self.threshold, "volumes": self.rows}

@@ -6,13 +6,14 @@ from collections import defaultdict
 
 from monai.utils import min_version, optional_import
 
+from .collector import Collector
+
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
-Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
 __all__ = ["LossTermsLogger"]
 
 
-class LossTermsLogger:
+class LossTermsLogger(Collector):
     """Average ``loss.last_terms`` over each epoch into ``engine.state.metrics["train_loss_<term>"]``.
 
     ``StatsHandler`` and ``TensorBoardStatsHandler`` placed after it then print / plot the terms with the epoch.
@@ -26,11 +27,6 @@ class LossTermsLogger:
         self.sums: dict[str, float] = defaultdict(float)
         self.count = 0
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._publish)
-
     def _reset(self, engine: Engine) -> None:
         self.sums, self.count = defaultdict(float), 0
 
@@ -39,6 +35,6 @@ class LossTermsLogger:
             self.sums[name] += value
         self.count += 1
 
-    def _publish(self, engine: Engine) -> None:
+    def _finish(self, engine: Engine) -> None:
         for name, total in self.sums.items():
             engine.state.metrics[f"train_loss_{name}"] = total / max(1, self.count)

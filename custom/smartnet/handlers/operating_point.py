@@ -10,15 +10,14 @@ import torch
 from monai.utils import min_version, optional_import
 
 from ..operating_point import OperatingPoint
-from .distributed import gather_to_rank0
+from .collector import Collector
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
-Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
 __all__ = ["OperatingPointSelector"]
 
 
-class OperatingPointSelector:
+class OperatingPointSelector(Collector):
     """Collect validation probabilities and labels, then update ``operating_point`` at the end of the run.
 
     Attach it to the validation evaluator *before* the checkpoint saver, so that ``model.pt`` stores the threshold
@@ -46,11 +45,6 @@ class OperatingPointSelector:
         self.groups: list[str] = []
         self.logger = logging.getLogger("smartnet")
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._choose)
-
     def _reset(self, engine: Engine) -> None:
         self.scores, self.labels, self.groups = [], [], []
 
@@ -69,8 +63,8 @@ class OperatingPointSelector:
             if self.group_key is not None:
                 self.groups.append(str(source.get(self.group_key, item.get(self.group_key, "?"))))
 
-    def _choose(self, engine: Engine) -> None:
-        parts = gather_to_rank0((self.scores, self.labels, self.groups))
+    def _finish(self, engine: Engine) -> None:
+        parts = self._gather((self.scores, self.labels, self.groups))
         if parts is None:  # not rank 0: rank 0 chooses and saves
             return
         scores = np.concatenate([np.asarray(s, dtype=np.float64) for s, _, _ in parts])

@@ -34,6 +34,7 @@ from ..reports.figures import plot_activation_maps, plot_overlays, plot_tsne
 from ..reports.statistics import mean_with_ci
 from ..storage import atomic_write_text
 from ..vocabulary import MODEL_LEVELS
+from .collector import Collector
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -89,7 +90,7 @@ def gradcam_maps(network: nn.Module, slices: torch.Tensor, volume: bool = False)
     return np.where(flat, 0.0, (maps - low) / np.where(flat, 1.0, scale)).astype(np.float32)
 
 
-class ReportFigures:
+class ReportFigures(Collector):
     """Collect what the report figures need during evaluation and write the report when it ends.
 
     Args:
@@ -122,10 +123,8 @@ class ReportFigures:
         self._reset(None)
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        super().attach(engine)
         engine.add_event_handler(Events.EPOCH_STARTED, self._add_hook)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
 
     @property
     def _net(self) -> nn.Module:
@@ -209,7 +208,7 @@ class ReportFigures:
                 case.update(area=area, image=plane.numpy(), truth=t.numpy(), pred=p.numpy())
 
     # ------------------------------------------------------------------------------------------------ output
-    def _write(self, engine: Engine) -> None:
+    def _finish(self, engine: Engine) -> None:
         from torch import distributed as dist
 
         if self._hook is not None:

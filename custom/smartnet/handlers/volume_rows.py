@@ -12,10 +12,10 @@ import torch
 from monai.utils import min_version, optional_import
 
 from ..vocabulary import DOWNSTREAM_TASKS
+from .collector import Collector
 from .distributed import gather_to_rank0
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
-Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
 __all__ = ["PerVolumeRows", "voxel_volume_ml", "affine_of", "source_path", "crop_depth", "gather_rows"]
 
@@ -66,8 +66,8 @@ def _check_task(task: str) -> str:
     return task
 
 
-class PerVolumeRows:
-    """Collects one row per volume during an engine run (``_collect``) and writes them at its end (``_write``)."""
+class PerVolumeRows(Collector):
+    """Collects one row per volume during an engine run (``_collect``) and writes them at its end (``_finish``)."""
 
     def __init__(self, output_dir: str, task: str, threshold: float = 0.5) -> None:
         self.output_dir = Path(output_dir)
@@ -76,16 +76,6 @@ class PerVolumeRows:
         self.logger = logging.getLogger(self.__class__.__name__)
         self.rows: list[dict[str, Any]] = []
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._write)
-
     def _reset(self, engine: Engine) -> None:
         self.rows = []
 
-    def _collect(self, engine: Engine) -> None:
-        raise NotImplementedError
-
-    def _write(self, engine: Engine) -> None:
-        raise NotImplementedError
