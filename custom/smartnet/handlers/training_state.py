@@ -7,6 +7,9 @@ attached, so the trainer's epoch and iteration are saved and restored with the m
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.utils import min_version, optional_import
 
@@ -19,50 +22,52 @@ Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 __all__ = ["AtomicCheckpointSaver", "TrainingStateSaver", "TrainingStateLoader"]
 
 
-def _keep(filename: str) -> None:
-    """A save handler's ``remove`` that keeps the file (it is replaced by the next atomic save)."""
+class _AtomicDiskSaver(DiskSaver):
+    """ignite's ``DiskSaver`` writing atomically (a temporary file in the same folder, renamed over the old one), with
+    MONAI's fixed file name (``model.pt``, ``last.pt``), and a failed write (full disk, no permission) raised as an
+    ``OutputWriteError``.
 
-
-class _SaveErrorReporter:
-    """Mixin for a ``DiskSaver`` class: a failed write (full disk, no permission) becomes an ``OutputWriteError``.
-
-    The atomic save has already removed its temporary file and kept the previous checkpoint, so the run can be
+    A fixed-name file is never removed: ignite removes the previous item before it saves the next, so a failing save
+    retried by the exception handler would otherwise delete the last good checkpoint; the atomic rename replaces it.
+    The failed save has already removed its temporary file and kept the previous checkpoint, so the run can be
     resumed once there is space.
     """
 
+    def __init__(self, dirname: str | Path, filename: str | None = None) -> None:
+        super().__init__(dirname=dirname, atomic=True, require_empty=False)
+        self.filename = filename
+
     def __call__(self, checkpoint, filename: str, metadata=None) -> None:
+        name = self.filename or filename
         try:
-            super().__call__(checkpoint, filename, metadata)
+            super().__call__(checkpoint, name, metadata)
         except Exception as failure:  # torch.save turns a failed write into a RuntimeError about the zip position
             err = os_error_in(failure)
             if err is None:
                 raise
-            name = getattr(self, "filename", None) or filename  # MONAI's saver may replace the name
             message = (
                 f"cannot write checkpoint {self.dirname}/{name}: {describe_os_error(err)}. The previous "
                 "checkpoint is kept; make space and resume with --resume true"
             )
             raise OutputWriteError(message) from None
 
+    def remove(self, filename: str) -> None:
+        if self.filename is None:
+            super().remove(filename)
+
 
 class AtomicCheckpointSaver(CheckpointSaver):
-    """``monai.handlers.CheckpointSaver`` whose files are written atomically: to a temporary file in the same folder,
-    then renamed over the old one (ignite's ``DiskSaver(atomic=True)``, which keeps group/others read permission).
-    MONAI writes in place, so a crash during a save could leave a truncated ``model.pt``; here the old file stays.
-    Fixed-name files (``model.pt``, ``last.pt``) are also never deleted before their replacement is written: ignite
-    removes the previous item first, so a failing save (full disk) retried by the exception handler would otherwise
-    delete the last good checkpoint. A failing write stops the run with one message naming the file."""
+    """``monai.handlers.CheckpointSaver`` whose files are written atomically and whose failed writes stop the run with
+    one message naming the file (``_AtomicDiskSaver``). MONAI writes in place, so a crash during a save could leave a
+    truncated ``model.pt``; here the old file stays. MONAI builds its savers inside ``CheckpointSaver.__init__``;
+    each is replaced by an ``_AtomicDiskSaver`` for the same folder and file name."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
-            if checkpoint is None:
-                continue
-            checkpoint.save_handler._atomic = True
-            saver = checkpoint.save_handler  # MONAI's fixed-name DiskSaver: keep its class, add the reporting
-            saver.__class__ = type(f"Reporting{type(saver).__name__}", (_SaveErrorReporter, type(saver)), {})
-            if getattr(checkpoint.save_handler, "filename", None) is not None:
-                checkpoint.save_handler.remove = _keep  # the atomic rename replaces the file
+            if checkpoint is not None:
+                saver = checkpoint.save_handler
+                checkpoint.save_handler = _AtomicDiskSaver(saver.dirname, getattr(saver, "filename", None))
 
 
 class TrainingStateSaver(AtomicCheckpointSaver):
