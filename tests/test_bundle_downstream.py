@@ -101,12 +101,12 @@ def test_training_transfers_upstream_weights_and_checkpoints(kind, loaded, train
 
 @pytest.mark.parametrize("kind", ["cls", "seg"])
 def test_frozen_encoder_is_untouched_batch_norm_included(kind, tiny_dataset, tiny_bundles_root, tmp_path):
-    """With gradual unfreezing off the encoder stays frozen: every encoder tensor, BN running statistics included,
+    """With an empty unfreeze schedule the encoder stays frozen: every encoder tensor, BN running statistics included,
     equals the upstream checkpoint after training, while the rest of the network trained."""
     root = tmp_path / BUNDLES[kind].name
     pretrained = tiny_bundles_root / "smartnet_upstream" / "models" / "model.pt"
     run_bundle(BUNDLES[kind], ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 2, "val_interval": 1,
-                                               "gradual_unfreeze": False, "pretrained_path": pretrained,
+                                               "unfreeze_schedule": {}, "pretrained_path": pretrained,
                                                "learning_rate": 1e-3, **TINY_DOWN_OVERRIDES}, bundle_root=root)
     upstream = read_state_dict(pretrained)  # model.pt: the weights under "model", beside the operating point
     trained_state = torch.load(root / "models" / "last.pt", weights_only=True)["model"]
@@ -118,7 +118,7 @@ def test_frozen_encoder_is_untouched_batch_norm_included(kind, tiny_dataset, tin
     # the initial head, which training must have moved
     untrained = tmp_path / "lr0"
     run_bundle(BUNDLES[kind], ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 1, "val_interval": 1,
-                                               "gradual_unfreeze": False, "pretrained_path": pretrained,
+                                               "unfreeze_schedule": {}, "pretrained_path": pretrained,
                                                "learning_rate": 0.0, **TINY_DOWN_OVERRIDES}, bundle_root=untrained)
     initial = torch.load(untrained / "models" / "last.pt", weights_only=True)["model"]
     head = "fc.weight" if kind == "cls" else "volume_head.2.weight"
@@ -130,8 +130,7 @@ def test_resume_continues(trained, tiny_dataset, tmp_path):
     root = tmp_path / "resumed"
     shutil.copytree(trained["cls"] / "models", root / "models")
     result = run_bundle(DOWN_CLS, ["train.json"], {"dataset_dir": tiny_dataset, "epochs": 3, "val_interval": 1,
-                                                   "resume": True, "load_pretrained": False,
-                                                   **TINY_DOWN_OVERRIDES}, bundle_root=root)
+                                                   "resume": True, **TINY_DOWN_OVERRIDES}, bundle_root=root)
     assert "Epoch: 1/3" not in result.stdout and "Epoch: 3/3" in result.stdout
     trainer = torch.load(root / "models" / "last.pt", weights_only=True)["trainer"]
     assert trainer["iteration"] == 3 * trainer["epoch_length"]
@@ -304,11 +303,15 @@ def test_transfer_from_an_upstream_trained_at_another_size_is_refused(tiny_datas
     assert "image_size: 32 in the checkpoint, 64 in this run" in result.stderr
 
 
-def test_upstream_init_without_loading_it_is_refused(tiny_dataset, tmp_path):
+def test_an_init_that_cannot_feed_the_heads_is_refused(tiny_dataset, tmp_path):
+    """One ``init`` choice: a segmenter keeping the upstream's 2D seg head needs its seg decoder too, and
+    ``finetune`` true (model-zoo's spelling of init ``checkpoint``) cannot be combined with another init."""
     result = run_bundle(DOWN_SEG, ["train.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES,
-                                                   "load_pretrained": False, "epochs": 1},
-                        bundle_root=tmp_path, check=False)
-    assert result.returncode == 2 and "frozen, randomly initialised encoder" in result.stderr
+                                                   "init": "upstream", "slice_head": True, "finetune": True,
+                                                   "epochs": 1}, bundle_root=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "set init 'upstream_with_decoder', or slice_head false" in result.stderr
+    assert "finetune true starts from finetune_model_path (init 'checkpoint'), but init is 'upstream'" in result.stderr
 
 
 @pytest.mark.parametrize("kind", ["cls", "seg"])

@@ -9,7 +9,9 @@ from smartnet.settings import SettingsError, check_settings
 
 def test_reference_and_demo_settings_pass():
     check_settings(encoder="resnet50", stem_stride=1, image_size=256, variant="smartnet", consistency=True,
-                   negative_sampling="tissue", init="upstream", load_pretrained=True, freeze_encoder=True)
+                   negative_sampling="tissue", task="cls", init="upstream")
+    check_settings(task="seg", init="upstream_with_decoder", slice_head=True)
+    check_settings(task="cls", init="upstream_with_decoder", slice_head=True, seg_evidence=True, seg_peak=True)
     check_settings(encoder="resnet18", stem_stride=2, image_size=96, operator="lstm")
 
 
@@ -26,7 +28,11 @@ def test_reference_and_demo_settings_pass():
     ({"negative_sampling": "random"}, "negative_sampling 'random'"),
     ({"operator": "lstm3d"}, "operator 'lstm3d'"),
     ({"init": "pretrained"}, "init 'pretrained'"),
-    ({"init": "upstream", "load_pretrained": False, "freeze_encoder": True}, "frozen, randomly initialised"),
+    ({"task": "both"}, "task 'both'"),
+    ({"init": "imagenet", "finetune": True}, "finetune true starts from finetune_model_path"),
+    ({"task": "seg", "init": "upstream", "slice_head": True}, "a segmenter's slice_head is the upstream's seg head"),
+    ({"task": "cls", "init": "upstream", "seg_evidence": True}, "set init 'upstream_with_decoder'"),
+    ({"init": "upstream", "slice_head": True, "seg_peak": True}, "seg_peak comes from an upstream model"),
     ({"init": "imagenet", "slice_head": True}, "slice_head keeps the upstream model's slice head"),
     ({"init": "scratch", "seg_evidence": True}, "seg_evidence uses the upstream model's segmentation decoder"),
     ({"init": "upstream", "slice_head": False, "seg_peak": True}, "seg_peak is part of the upstream's slice logit"),
@@ -43,10 +49,10 @@ def test_every_problem_at_once():
     assert str(info.value).count(";") == 2
 
 
-def test_consistency_off_on_a_model_without_seg_head_and_scratch_without_weights_pass():
+def test_consistency_off_without_seg_head_scratch_and_a_checkpoint_pass():
     check_settings(variant="single_cls", consistency=False)
-    check_settings(init="scratch", load_pretrained=False, freeze_encoder=False)
-    check_settings(init="upstream", load_pretrained=False, freeze_encoder=True, finetune=True)  # fine-tune loads
+    check_settings(init="scratch")
+    check_settings(task="seg", init="checkpoint", finetune=True, slice_head=True)  # a whole downstream model
 
 
 def test_settings_record_is_plain_data_and_a_mismatch_names_each_setting(tmp_path):

@@ -50,7 +50,7 @@ def test_demo_and_paper_study_files_expand_to_the_intended_arms():
     assert next(a for a in upstream if a.id == "up-single_cls-nocons-s0").overrides["seg_prior"] is None
     assert "seg_prior" not in single_seg.overrides
     seg_from_cls_only = next(a for a in paper.arms if a.id == "seg-upstream-single_cls-nocons-s0")
-    assert seg_from_cls_only.overrides["load_type"] == "encoder"  # that upstream has no seg decoder
+    assert seg_from_cls_only.overrides["init"] == "upstream"  # that upstream has no seg decoder to transfer
     assert seg_from_cls_only.overrides["slice_head"] is False  # nor a 2D segmentation head to keep
     assert next(a for a in demo.arms if a.id == "cls-scratch-lstm-s1").overrides["slice_head"] is False
     assert next(a for a in demo.arms if a.id == "cls-scratch-lstm-s1").overrides["seg_evidence"] is False
@@ -58,7 +58,8 @@ def test_demo_and_paper_study_files_expand_to_the_intended_arms():
     assert cls_from_cls_only.overrides["seg_evidence"] is False  # no upstream seg decoder to take evidence from
     assert "seg_evidence" not in arm.overrides
     assert "slice_head" not in arm.overrides  # an upstream with both heads: the profile decides
-    assert "load_type" not in next(a for a in paper.arms if a.id == "seg-upstream-smartnet-cons-s0").overrides
+    assert "init" not in next(a for a in paper.arms if a.id == "seg-upstream-smartnet-cons-s0").overrides  # profile's
+    assert next(a for a in demo.arms if a.id == "cls-scratch-lstm-s1").overrides["init"] == "scratch"
     assert {a.overrides["imagenet_path"] for a in paper.arms if a.init == "imagenet"} == \
         {os.path.expanduser("~/smartnet_data/imagenet/resnet50.pth")}
 

@@ -154,7 +154,7 @@ def test_gradual_unfreezing_follows_the_schedule():
 def test_unfreezing_off_keeps_encoder_frozen_and_schedule_scales():
     model = SmartNetVolumeClassifier(**SMALL, operator="mean")
     engine = Engine(lambda e, b: None)
-    GradualUnfreezing(model, REFERENCE_UNFREEZE_SCHEDULE, enabled=False).attach(engine)
+    GradualUnfreezing(model, {}).attach(engine)
     engine.run([0], max_epochs=3)
     assert not any(p.requires_grad for p in model.encoder.parameters())
     assert scale_schedule(REFERENCE_UNFREEZE_SCHEDULE, 500) == REFERENCE_UNFREEZE_SCHEDULE

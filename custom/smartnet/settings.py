@@ -1,8 +1,8 @@
 """Checks of a bundle's settings before anything is built: every setting that cannot work, named at once.
 
 Without them a bad setting fails deep inside instantiation with a traceback (an ``image_size`` that is not a
-multiple of the output stride makes the reconstruction decoder return another size), or, worse, runs: an upstream
-initialisation without loading the upstream weights freezes a random encoder. The bundles call
+multiple of the output stride makes the reconstruction decoder return another size), or, worse, runs: a volume
+classifier that keeps the upstream's seg head without its decoder reads a random decoder. The bundles call
 ``smartnet.guards.check_settings`` first in ``initialize``; the library raises ``SettingsError``.
 """
 
@@ -13,9 +13,9 @@ from typing import Any, Optional
 from .errors import SettingsError
 from .weight_record import WEIGHT_SETTINGS, SettingsRecord, settings_mismatches
 from .networks.encoders import ENCODERS
-from .networks.imagenet import INITS
 from .networks.multitask_2d import VARIANTS
 from .networks.volume_operators import OPERATORS
+from .vocabulary import DOWNSTREAM_TASKS, INITS
 
 __all__ = [
     "SettingsError",
@@ -43,9 +43,8 @@ def check_settings(
     consistency: Optional[bool] = None,
     negative_sampling: Optional[str] = None,
     operator: Optional[str] = None,
+    task: Optional[str] = None,
     init: Optional[str] = None,
-    load_pretrained: Optional[bool] = None,
-    freeze_encoder: Optional[bool] = None,
     finetune: Optional[bool] = None,
     resume: Optional[bool] = None,
     slice_head: Optional[bool] = None,
@@ -60,14 +59,16 @@ def check_settings(
             of the output stride (16 x ``stem_stride``).
         variant, consistency, negative_sampling: upstream settings (consistency needs the CLS and SEG heads).
         operator: the volume classifier's 3D operator.
-        init, load_pretrained, freeze_encoder, finetune, resume: downstream initialisation (``upstream`` or
-            ``imagenet`` without loading the weights, fine-tuning or resuming would train on a frozen random encoder).
-        slice_head: keep the upstream's slice head in a volume model (needs ``init`` ``upstream``).
+        task: the downstream bundle's task (``DOWNSTREAM_TASKS``): a segmenter's slice head sits on the seg decoder.
+        init, finetune, resume: downstream initialisation, one of ``INITS``; ``finetune`` true is model-zoo's
+            spelling of ``init`` ``checkpoint`` (the bundles derive one from the other; both set otherwise is refused).
+        slice_head: keep the upstream's slice head in a volume model (needs ``init`` from the upstream, or
+            ``checkpoint``; a segmenter's needs ``upstream_with_decoder``).
         seg_evidence: the classifier's segmentation evidence from the upstream's seg decoder and head (needs
-            ``init`` ``upstream``).
+            ``init`` ``upstream_with_decoder``, or ``checkpoint``).
         seg_prior: upstream: the SEG head's starting lesion probability, in (0, 1) (needs a SEG head).
         seg_peak: upstream: the slice logit adds the SEG head's peak (needs the CLS and SEG heads); volume
-            classifier: keep that slice logit (needs ``slice_head`` and ``init`` ``upstream``).
+            classifier: keep that slice logit (needs ``slice_head`` and ``init`` ``upstream_with_decoder``).
     """
     problems: list[str] = []
     _choice(problems, "encoder", encoder, ENCODERS)
@@ -93,21 +94,27 @@ def check_settings(
                             f"{list(VARIANTS[variant])}, set seg_prior null")
     _choice(problems, "negative_sampling", negative_sampling, NEGATIVE_SAMPLING)
     _choice(problems, "operator", operator, OPERATORS)
+    _choice(problems, "task", task, DOWNSTREAM_TASKS)
     _choice(problems, "init", init, INITS)
-    if init in ("upstream", "imagenet") and load_pretrained is False and freeze_encoder and not (finetune or resume):
-        problems.append(f"init {init!r} with load_pretrained false would train on a frozen, randomly initialised "
-                        "encoder; set load_pretrained true, or init 'scratch'")
-    if slice_head and init is not None and init != "upstream":
+    if finetune and init is not None and init != "checkpoint":
+        problems.append(f"finetune true starts from finetune_model_path (init 'checkpoint'), but init is {init!r}; "
+                        "set one of them only")
+    from_upstream = ("upstream", "upstream_with_decoder", "checkpoint")
+    with_decoder = ("upstream_with_decoder", "checkpoint")
+    if slice_head and init is not None and init not in from_upstream:
         problems.append(f"slice_head keeps the upstream model's slice head, but init is {init!r}; set slice_head "
-                        "false, or init 'upstream'")
-    if seg_evidence and init is not None and init != "upstream":
+                        "false, or init 'upstream' / 'upstream_with_decoder'")
+    if slice_head and task == "seg" and init is not None and init not in with_decoder:
+        problems.append(f"a segmenter's slice_head is the upstream's seg head over its seg decoder, but init is "
+                        f"{init!r}; set init 'upstream_with_decoder', or slice_head false")
+    if seg_evidence and init is not None and init not in with_decoder:
         problems.append(f"seg_evidence uses the upstream model's segmentation decoder and head, but init is {init!r}; "
-                        "set seg_evidence false, or init 'upstream'")
+                        "set init 'upstream_with_decoder', or seg_evidence false")
     if seg_peak and slice_head is False:
         problems.append("seg_peak is part of the upstream's slice logit, which a volume classifier keeps with "
                         "slice_head; set slice_head true, or seg_peak false")
-    if seg_peak and init is not None and init != "upstream":
-        problems.append(f"seg_peak comes from an upstream model trained with seg_peak, but init is {init!r}; set "
-                        "seg_peak false, or init 'upstream'")
+    if seg_peak and init is not None and init not in with_decoder:
+        problems.append(f"seg_peak comes from an upstream model trained with seg_peak (its seg decoder and head), but "
+                        f"init is {init!r}; set init 'upstream_with_decoder', or seg_peak false")
     if problems:
         raise SettingsError("; ".join(problems))

@@ -5,15 +5,21 @@
 * ``DOWNSTREAM_TASKS``: the downstream bundles' tasks, the ``task`` of the volume handlers and of a study's
   downstream arms (volume classifier, volume segmenter);
 * ``MODEL_LEVELS``: which model an evaluation report describes (the upstream's slices, the volume classifier, the
-  volume segmenter).
+  volume segmenter);
+* ``INITS``: where a downstream model's weights start (the one ``init`` setting of the downstream bundles):
+  ``upstream`` the upstream model's encoder (and the slice head a volume model keeps), ``upstream_with_decoder``
+  also its segmentation decoder (and the seg head / peak a volume model keeps), ``imagenet`` a torchvision ImageNet
+  ResNet file, ``scratch`` random weights, ``checkpoint`` a whole downstream model (``finetune_model_path``;
+  model-zoo's ``finetune: true`` selects it).
 
 This module imports nothing, so any module may use it.
 """
 
 from __future__ import annotations
 
-__all__ = ["HEADS", "DOWNSTREAM_TASKS", "MODEL_LEVELS"]
+__all__ = ["HEADS", "DOWNSTREAM_TASKS", "MODEL_LEVELS", "INITS"]
 
 HEADS: tuple[str, ...] = ("cls", "seg", "rec")
 DOWNSTREAM_TASKS: tuple[str, ...] = ("cls", "seg")
 MODEL_LEVELS: tuple[str, ...] = ("slice", "volume_cls", "volume_seg")
+INITS: tuple[str, ...] = ("upstream", "upstream_with_decoder", "imagenet", "scratch", "checkpoint")

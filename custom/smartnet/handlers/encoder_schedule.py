@@ -38,17 +38,16 @@ class GradualUnfreezing:
     Args:
         network: a volume model with ``freeze_encoder`` / ``unfreeze_encoder`` (DDP-wrapped is fine).
         schedule: stage -> 0-based epoch from which it trains (``REFERENCE_UNFREEZE_SCHEDULE`` or
-            ``scale_schedule(...)`` of it); stages left out stay frozen. ``None`` or ``enabled=False``: the whole
-            encoder stays frozen for the run (the original's ``--gradual-unfreeze False``).
-        enabled: apply the schedule.
+            ``scale_schedule(...)`` of it); stages left out stay frozen. ``None`` or ``{}``: the whole encoder stays
+            frozen for the run (the original's ``--gradual-unfreeze False``).
 
     The state is set at the start of every epoch from the epoch number alone, so a resumed run is in the same state.
     Under DDP, build the wrapper before this runs (all parameters trainable) with ``find_unused_parameters=True``.
     """
 
-    def __init__(self, network: nn.Module, schedule: Mapping[str, int] | None = None, enabled: bool = True) -> None:
+    def __init__(self, network: nn.Module, schedule: Mapping[str, int] | None = None) -> None:
         self.network = network
-        self.schedule = dict(schedule or {}) if enabled else {}
+        self.schedule = dict(schedule or {})
         unknown = [s for s in self.schedule if s not in ENCODER_STAGES]
         if unknown:
             raise ValueError(f"unknown encoder stage(s) {unknown} in the unfreeze schedule; use {list(ENCODER_STAGES)}")

@@ -1,7 +1,7 @@
 """Networks: ResNet slice encoders, decoders, heads, the upstream multi-task model and the downstream volume models."""
 
 from .encoders import ENCODERS, ResNetEncoder
-from .imagenet import INITS, adapt_first_conv, load_imagenet_resnet
+from .imagenet import adapt_first_conv, load_imagenet_resnet
 from .memory_format import channels_last
 from .freezing import ENCODER_STAGES, EncoderFreezingMixin, encoder_stage_modules
 from .multitask_2d import TASKS, VARIANTS, SmartNet2D, pred_channels, split_heads, variant_tasks
@@ -13,7 +13,6 @@ __all__ = [
     "ENCODERS",
     "ResNetEncoder",
     "channels_last",
-    "INITS",
     "adapt_first_conv",
     "load_imagenet_resnet",
     "ENCODER_STAGES",

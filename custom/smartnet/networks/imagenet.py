@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import TransferError
 from .state_dict import TransferReport, listed, read_state_dict, state_mismatches
 
-__all__ = ["IMAGENET_DOWNLOAD_HINT", "INITS", "adapt_first_conv", "load_imagenet_resnet"]
+__all__ = ["IMAGENET_DOWNLOAD_HINT", "adapt_first_conv", "load_imagenet_resnet"]
 
 IMAGENET_DOWNLOAD_HINT = (
     "download torchvision's ImageNet weights on a machine with network access, e.g. "
@@ -68,5 +68,3 @@ def load_imagenet_resnet(network: nn.Module, path: str | Path) -> TransferReport
     return TransferReport(str(path), "imagenet", ("encoder.",), loaded=sorted(loaded),
                           ignored=sorted(k for k in source if k.startswith("fc.")))
 
-
-INITS = ("upstream", "imagenet", "scratch")

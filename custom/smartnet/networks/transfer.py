@@ -11,7 +11,9 @@ Load types (key prefixes shared by ``SmartNet2D`` and the volume models):
     encoder+cls_head+decoder+seg_head  all four: a classifier with ``slice_head=True`` and ``seg_evidence=True``
     encoder+cls_head+decoder+seg_head+seg_peak  also ``seg_peak.*``: a classifier with ``seg_peak=True``, from an
                      upstream trained with ``seg_peak=True``
-    imagenet          ``encoder.*``                  from a torchvision ImageNet ResNet file (``imagenet.py``)
+
+An ImageNet file is not a load type but another source: ``imagenet.load_imagenet_resnet``. The downstream bundles
+derive the load type (``upstream_parts``) from their one ``init`` setting and the heads they keep.
 
 The load is strict inside the chosen prefixes: every such tensor of the network must come from the checkpoint with
 the same shape, or ``TransferError`` lists the offending keys. Keys of other heads (``cls_head``, ``rec_decoder`` ...)
@@ -26,7 +28,6 @@ from monai.networks.utils import copy_model_state
 from torch import nn
 
 from ..errors import TransferError
-from .imagenet import load_imagenet_resnet
 from .state_dict import TransferReport, listed, read_state_dict, state_mismatches
 
 __all__ = ["LOAD_TYPES", "TransferError", "TransferReport", "read_state_dict", "load_pretrained"]
@@ -38,7 +39,6 @@ LOAD_TYPES: dict[str, tuple[str, ...]] = {
     "encoder+decoder+seg_head": ("encoder.", "seg_decoder.", "seg_head."),
     "encoder+cls_head+decoder+seg_head": ("encoder.", "cls_head.", "seg_decoder.", "seg_head."),
     "encoder+cls_head+decoder+seg_head+seg_peak": ("encoder.", "cls_head.", "seg_decoder.", "seg_head.", "seg_peak."),
-    "imagenet": ("encoder.",),
 }
 
 
@@ -50,8 +50,6 @@ def load_pretrained(network: nn.Module, path: str | Path, load_type: str = "enco
     """
     if load_type not in LOAD_TYPES:
         raise TransferError(f"unknown load type {load_type!r}; choose one of {list(LOAD_TYPES)}")
-    if load_type == "imagenet":
-        return load_imagenet_resnet(network, path)
     network = network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network
     prefixes = LOAD_TYPES[load_type]
     source = read_state_dict(path)

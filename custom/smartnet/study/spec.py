@@ -38,7 +38,6 @@ import yaml
 
 from ..errors import SmartNetError
 from ..vocabulary import DOWNSTREAM_TASKS
-from ..networks.imagenet import INITS
 from ..networks.multitask_2d import VARIANTS
 from ..networks.volume_operators import OPERATORS
 
@@ -46,6 +45,9 @@ __all__ = ["StudyError", "Arm", "Study", "load_study"]
 
 _TOP_KEYS = {"name", "output_dir", "dataset_dir", "demo_data", "profile", "seeds", "common", "upstream", "downstream"}
 _UP_KEYS = {"variants", "consistency", "overrides"}
+# where a study's downstream arms take their encoder from (``upstream``: the profile's own init, upstream or
+# upstream_with_decoder); a subset of the bundles' ``smartnet.vocabulary.INITS``
+STUDY_INITS: tuple[str, ...] = ("upstream", "imagenet", "scratch")
 _DOWN_KEYS = {"tasks", "init", "operators", "imagenet_path", "overrides", "cls_overrides", "seg_overrides"}
 
 
@@ -151,7 +153,7 @@ def load_study(path: str | Path) -> Study:
     down = raw["downstream"]
     _unknown_keys(down, _DOWN_KEYS, "downstream")
     tasks = _choices(_as_list(down.get("tasks", ["cls"]), "downstream.tasks"), DOWNSTREAM_TASKS, "downstream.tasks")
-    inits = _choices(_as_list(down.get("init", ["upstream"]), "downstream.init"), INITS, "downstream.init")
+    inits = _choices(_as_list(down.get("init", ["upstream"]), "downstream.init"), STUDY_INITS, "downstream.init")
     operators = _choices(_as_list(down.get("operators", ["lstm"]), "downstream.operators"), OPERATORS,
                          "downstream.operators")
     up = raw.get("upstream")
@@ -186,19 +188,19 @@ def load_study(path: str | Path) -> Study:
         ops = operators if task == "cls" else [None]
         for source, operator in itertools.product(sources, ops):
             parts = [task, init]
-            knobs: dict = {"init": init}
+            # 'upstream' keeps the bundle profile's own init (upstream or upstream_with_decoder)
+            knobs: dict = {} if init == "upstream" else {"init": init}
             if source is not None:
                 parts += [source[0], _cons_tag(source[1])]
-                if task == "seg" and "seg" not in VARIANTS[source[0]]:
-                    knobs.update(load_type="encoder", slice_head=False)  # no upstream seg decoder or head
+                if "seg" not in VARIANTS[source[0]]:  # no upstream seg decoder or head to transfer
+                    knobs["init"] = "upstream"
+                    knobs.update({"slice_head": False} if task == "seg" else {"seg_evidence": False, "seg_peak": False})
                 if task == "cls" and "cls" not in VARIANTS[source[0]]:
-                    knobs["slice_head"] = False  # no upstream slice classification head to keep
-                if task == "cls" and "seg" not in VARIANTS[source[0]]:
-                    knobs["seg_evidence"] = False  # no upstream seg decoder and head to take evidence from
+                    knobs.update(slice_head=False, seg_peak=False)  # no upstream slice head (seg_peak is part of it)
             else:
                 knobs["slice_head"] = False  # a slice head comes from an upstream model only
                 if task == "cls":
-                    knobs["seg_evidence"] = False
+                    knobs.update(seg_evidence=False, seg_peak=False)
             if operator is not None:
                 parts.append(operator)
                 knobs["operator"] = operator
