@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("render_configs", REPO / "tools" / "render_configs.py")
 render_configs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(render_configs)

@@ -23,7 +23,7 @@ from smartnet.study import StudyError, load_study, summarise, write_results
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _write(path: Path, study: dict) -> Path:
