@@ -68,3 +68,54 @@ def test_collectors_reset_each_epoch_collect_each_iteration_and_finish_at_its_en
     assert isinstance(writer, Collector) and isinstance(logger, Collector)
     with pytest.raises(NotImplementedError):
         Collector()._collect(engine)
+
+
+def test_epoch_seeder_makes_every_epoch_repeatable_on_its_own():
+    """Epoch k draws the same numbers whether or not epochs before it ran (what an exact resume needs)."""
+    import torch
+
+    from smartnet.handlers import EpochSeeder
+
+    def draws(max_epochs, start_epoch=0):
+        seen = {}
+        engine = Engine(lambda e, b: seen.setdefault(e.state.epoch, torch.rand(3)))
+        EpochSeeder(7).attach(engine)
+        if start_epoch:  # a resumed run starts from its checkpoint's epoch
+            engine.load_state_dict({"epoch": start_epoch, "max_epochs": max_epochs, "epoch_length": 1})
+            engine.run([0])
+        else:
+            engine.run([0], max_epochs=max_epochs)
+        return seen
+
+    whole = draws(3)
+    resumed = draws(3, start_epoch=2)
+    assert set(resumed) == {3} and torch.equal(resumed[3], whole[3])
+    assert not torch.equal(whole[1], whole[2])  # each epoch its own seed
+    unseeded = {}
+    engine = Engine(lambda e, b: unseeded.setdefault(e.state.epoch, torch.rand(3)))
+    EpochSeeder(None).attach(engine)  # None: nothing reseeded
+    engine.run([0], max_epochs=1)
+    assert not torch.equal(unseeded[1], whole[1])
+
+
+def test_slice_probability_writer_writes_one_row_per_slice_and_the_volume_maximum(tmp_path):
+    import csv
+    import json
+
+    import torch
+    from monai.data import MetaTensor
+
+    from smartnet.handlers import SliceProbabilityWriter
+
+    probs = torch.zeros(1, 4, 4, 3)  # (C, X, Y, Z), axial slices along Z with an identity affine
+    probs[0, 1, 1] = torch.tensor([0.2, 0.9, 0.4])
+    item = ([{"case_id": "a"}], [{"pred_cls": MetaTensor(probs, affine=torch.eye(4)), "lesion_ml": 1.5}])
+    writer = SliceProbabilityWriter(str(tmp_path), threshold=0.5, volume_threshold=0.8)
+    _run_collecting(writer, [item, item])
+    rows = list(csv.DictReader(open(tmp_path / "slice_probabilities.csv")))
+    assert len(rows) == 6  # two volumes of three slices in the last epoch, none carried over from the first
+    assert [(r["slice_index"], float(r["probability"]), r["decision"]) for r in rows[:3]] == [
+        ("0", 0.2, "0"), ("1", 0.9, "1"), ("2", 0.4, "0")]
+    volumes = json.loads((tmp_path / "volume_scores.json").read_text())
+    assert volumes["volume_threshold"] == 0.8 and volumes["volumes"][0] == {
+        "case_id": "a", "slices": 3, "volume_score": 0.8999999761581421, "decision": 1, "lesion_ml": 1.5}
