@@ -93,9 +93,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     _replace_into(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def atomic_write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
-    """Write ``rows`` (dicts; columns in order of first appearance) as CSV, atomically."""
-    fields: list[str] = []
+def atomic_write_csv(path: str | os.PathLike, rows: list[dict], columns: list[str] | None = None) -> None:
+    """Write ``rows`` (dicts; ``columns`` first, then the others in order of first appearance) as CSV, atomically;
+    with no rows the file holds the header of ``columns``."""
+    fields: list[str] = list(columns or [])
     for row in rows:
         fields += [k for k in row if k not in fields]
 

@@ -249,6 +249,7 @@ def test_segmenter_evaluate_and_infer_in_input_geometry(trained, tiny_dataset):
     run_bundle(DOWN_SEG, ["inference.json"], {"dataset_dir": tiny_dataset, **TINY_DOWN_OVERRIDES}, bundle_root=root)
     out = root / "eval" / "inference"
     predictions = {p["case_id"]: p for p in json.loads((out / "predictions.json").read_text())["volumes"]}
+    findings = json.loads((out / "findings.json").read_text())["cases"]
     for case, image_path in _test_cases(tiny_dataset).items():
         source = nib.load(image_path)
         seg = nib.load(out / f"{case}_img_seg.nii.gz")
@@ -259,6 +260,10 @@ def test_segmenter_evaluate_and_infer_in_input_geometry(trained, tiny_dataset):
         assert_nothing_in_the_air_at_the_border(mask, np.asarray(source.dataobj))
         voxel_ml = abs(np.linalg.det(source.affine[:3, :3])) / 1000
         assert predictions[case]["lesion_ml"] == pytest.approx(mask.sum() * voxel_ml, rel=1e-6)
+        # the findings of a case add up to its mask, lesion by lesion
+        case_findings = findings[predictions[case]["case_id"]]
+        assert len(case_findings) == predictions[case]["lesions"]
+        assert sum(f["volume_ml"] for f in case_findings) == pytest.approx(mask.sum() * voxel_ml, rel=1e-6)
 
 
 def test_missing_upstream_checkpoint_is_a_clear_error(tiny_dataset, tmp_path):

@@ -119,3 +119,34 @@ def test_slice_probability_writer_writes_one_row_per_slice_and_the_volume_maximu
     volumes = json.loads((tmp_path / "volume_scores.json").read_text())
     assert volumes["volume_threshold"] == 0.8 and volumes["volumes"][0] == {
         "case_id": "a", "slices": 3, "volume_score": 0.8999999761581421, "decision": 1, "lesion_ml": 1.5}
+
+
+def test_segmenter_predictions_come_with_a_finding_per_lesion(tmp_path):
+    import csv
+    import json
+
+    import torch
+    from monai.data import MetaTensor
+
+    from smartnet.handlers import VolumePredictionWriter
+
+    affine = torch.diag(torch.tensor([1.0, 1.0, 5.0, 1.0]))  # RAS, 1 mm pixels, 5 mm slices
+    mask = torch.zeros(1, 40, 40, 6)
+    mask[0, 30:36, 18:22, 1:4] = 1  # right of the field of view's centre: 72 voxels = 0.36 mL
+    mask[0, 4:6, 18:20, 2] = 1  # left: 4 voxels
+    empty = torch.zeros(1, 40, 40, 6)
+    items = [([{"case_id": case, "image": MetaTensor(m, affine=affine)}], [{"pred": MetaTensor(m, affine=affine)}])
+             for case, m in (("bleed", mask), ("normal", empty))]
+    _run_collecting(VolumePredictionWriter(str(tmp_path), task="seg"), items)
+    predictions = json.loads((tmp_path / "predictions.json").read_text())["volumes"]
+    assert [(p["case_id"], p["lesions"], p["lesion_ml"]) for p in predictions] == [
+        ("bleed", 2, 0.38), ("normal", 0, 0.0)]
+    findings = json.loads((tmp_path / "findings.json").read_text())["cases"]
+    assert findings["normal"] == [] and [f["side"] for f in findings["bleed"]] == ["right", "left"]
+    first = findings["bleed"][0]
+    assert (first["voxels"], first["first_slice"], first["last_slice"]) == (72, 1, 3)
+    assert first["volume_ml"] == pytest.approx(0.36) and first["max_axial_diameter_mm"] == pytest.approx(7.2, abs=0.1)
+    rows = list(csv.DictReader(open(tmp_path / "findings.csv")))
+    assert [(r["case_id"], r["lesion"], r["side"]) for r in rows] == [("bleed", "1", "right"), ("bleed", "2", "left")]
+    _run_collecting(VolumePredictionWriter(str(tmp_path), task="seg"), items[1:])  # no lesion anywhere
+    assert open(tmp_path / "findings.csv").readline().startswith("case_id,lesion,voxels,volume_ml")

@@ -7,7 +7,8 @@ superior-inferior, so slice indices are those of the input file as stored.
 
 ``VolumePredictionWriter`` (downstream bundles) writes ``predictions.csv`` and ``predictions.json``: per case the
 probability and decision (classifier) or the lesion volume in mL of the written mask (segmenter, measured in the
-original image geometry).
+original image geometry), and for the segmenter ``findings.json`` / ``findings.csv``: each connected lesion of the
+mask with its volume (mL), ABC/2, largest axial diameter (mm), slice range and side (``smartnet.findings``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
+from ..findings import axial_axis, find_lesions
 from ..storage import atomic_write_csv, atomic_write_text
 from .collector import Collector
 from .volume_rows import PerVolumeRows, affine_of, source_path, voxel_volume_ml
@@ -29,12 +31,8 @@ Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 
 __all__ = ["SliceProbabilityWriter", "VolumePredictionWriter", "axial_axis"]
 
-
-def axial_axis(affine: np.ndarray) -> int:
-    """Index (0..2) of the array axis that runs superior-inferior, from a 4x4 voxel-to-world affine."""
-    directions = np.abs(np.asarray(affine, dtype=float)[:3, :3])
-    directions = directions / (np.linalg.norm(directions, axis=0, keepdims=True) + 1e-12)
-    return int(np.argmax(directions[2]))
+FINDING_COLUMNS = ["case_id", "lesion", "voxels", "volume_ml", "abc2_ml", "max_axial_diameter_mm", "first_slice",
+                   "last_slice", "side", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm"]
 
 
 class SliceProbabilityWriter(Collector):
@@ -97,6 +95,14 @@ class VolumePredictionWriter(PerVolumeRows):
         threshold: decision threshold on the volume probability (classifier).
     """
 
+    def __init__(self, output_dir: str, task: str, threshold: float = 0.5) -> None:
+        super().__init__(output_dir, task, threshold)
+        self.findings: list[dict[str, Any]] = []
+
+    def _reset(self, engine: Engine) -> None:
+        super()._reset(engine)
+        self.findings = []
+
     def _collect(self, engine: Engine) -> None:
         for item, output in zip(engine.state.batch, engine.state.output):
             row: dict[str, Any] = {"case_id": str(item.get("case_id", "?")), "image": source_path(item)}
@@ -106,9 +112,11 @@ class VolumePredictionWriter(PerVolumeRows):
             else:
                 pred = torch.as_tensor(output["pred"]) > 0.5
                 voxels = int(pred.sum())
-                row.update(lesion_voxels=voxels,
-                           lesion_ml=voxels * voxel_volume_ml(affine_of(item, output, first="pred")),
-                           decision=int(voxels > 0))
+                affine = affine_of(item, output, first="pred")
+                lesions = find_lesions(pred.cpu().numpy(), np.asarray(torch.as_tensor(affine, dtype=torch.float64)))
+                row.update(lesion_voxels=voxels, lesion_ml=voxels * voxel_volume_ml(affine),
+                           decision=int(voxels > 0), lesions=len(lesions))
+                self.findings.extend({"case_id": row["case_id"], **f.as_dict()} for f in lesions)
             self.rows.append(row)
             self.logger.info(", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
@@ -117,4 +125,13 @@ class VolumePredictionWriter(PerVolumeRows):
         atomic_write_csv(self.output_dir / "predictions.csv", self.rows)
         payload = {"threshold": self.threshold, "volumes": self.rows}
         atomic_write_text(self.output_dir / "predictions.json", json.dumps(payload, indent=4) + "\n")
+        if self.task == "seg":
+            by_case: dict[str, list] = {row["case_id"]: [] for row in self.rows}
+            for finding in self.findings:
+                by_case[finding["case_id"]].append({k: v for k, v in finding.items() if k != "case_id"})
+            atomic_write_text(self.output_dir / "findings.json", json.dumps({"cases": by_case}, indent=4) + "\n")
+            flat = [{**{k: v for k, v in f.items() if k != "centroid_mm"},
+                     **dict(zip(("centroid_x_mm", "centroid_y_mm", "centroid_z_mm"), f["centroid_mm"]))}
+                    for f in self.findings]
+            atomic_write_csv(self.output_dir / "findings.csv", flat, columns=FINDING_COLUMNS)
         self.logger.info(f"{len(self.rows)} volume result(s) written to {self.output_dir}")
