@@ -77,6 +77,7 @@ def write_dicom_series(
             "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
             "0020|000d": study,
             "0020|000e": series,
+            "0020|0052": f"{uid_root}.1.3",  # Frame of Reference (a DICOM SEG over the series references it)
             "0008|0018": f"{series}.{k + 1}",
             "0020|0013": str(k + 1),
             "0020|0032": "\\".join(f"{v:.6f}" for v in position[:3]),

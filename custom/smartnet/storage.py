@@ -24,6 +24,7 @@ __all__ = [
     "describe_os_error",
     "os_error_in",
     "atomic_write_text",
+    "atomic_write_bytes",
     "atomic_write_csv",
     "atomic_torch_save",
     "AtomicNibabelWriter",
@@ -91,6 +92,11 @@ def _replace_into(path: Path, write) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file, then rename)."""
     _replace_into(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary name in the same folder, then renamed)."""
+    _replace_into(Path(path), lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_csv(path: str | os.PathLike, rows: list[dict], columns: list[str] | None = None) -> None:

@@ -247,6 +247,15 @@ def test_inference_reads_a_dicom_series_folder(trained_bundle, tiny_dataset, tmp
     assert np.allclose(seg.affine, np.asarray(read.affine), atol=1e-4)
     rows = list(csv.DictReader(open(out / "slice_probabilities.csv")))
     assert len(rows) == source.shape[2]
+    # and a DICOM SEG of that mask over the series, for the hospital's viewer
+    import pydicom
+
+    dicom_seg = pydicom.dcmread(out / f"{case}_dicom_seg.dcm")
+    assert dicom_seg.Modality == "SEG" and int(dicom_seg.NumberOfFrames) == source.shape[2]
+    assert dicom_seg.ReferencedSeriesSequence[0].SeriesInstanceUID == pydicom.dcmread(
+        next(series.iterdir())).SeriesInstanceUID
+    frames = dicom_seg.pixel_array.reshape(source.shape[2], *read.shape[:2][::-1])
+    assert frames.sum() == np.asarray(seg.dataobj).sum()  # the same lesion voxels as the NIfTI mask
     nifti_out = tmp_path / "nifti_out"
     run_bundle(UPSTREAM, ["inference.json"], {"input": nifti, "output_dir": nifti_out, "encoder": "resnet18",
                                               "stem_stride": 2, "image_size": 32}, bundle_root=trained_bundle)

@@ -1,9 +1,10 @@
 """Ignite handlers, one module per role: evaluation (``evaluation_report``, ``report_figures``, ``operating_point``,
-``final_validation``), predictions (``inference_writer``), checkpoints (``training_state``), weight transfer
-(``transfer``), the encoder schedule (``encoder_schedule``), and training bookkeeping (``epoch_seed``,
+``final_validation``), predictions (``inference_writer``, ``dicom_seg_writer``), checkpoints (``training_state``),
+weight transfer (``transfer``), the encoder schedule (``encoder_schedule``), and training bookkeeping (``epoch_seed``,
 ``loss_terms``); ``collector`` (the reset / collect / gather / finish skeleton of the collecting handlers),
 ``volume_rows`` and ``distributed`` are shared parts."""
 
+from .dicom_seg_writer import DicomSegWriter
 from .epoch_seed import EpochSeeder
 from .evaluation_report import SliceEvaluationReport, VolumeEvaluationReport
 from .final_validation import FinalValidation
@@ -18,6 +19,7 @@ from .transfer import PretrainedWeightsLoader
 
 __all__ = [
     "AtomicCheckpointSaver",
+    "DicomSegWriter",
     "EpochSeeder",
     "FinalValidation",
     "LossTermsLogger",
