@@ -150,3 +150,36 @@ def test_segmenter_predictions_come_with_a_finding_per_lesion(tmp_path):
     assert [(r["case_id"], r["lesion"], r["side"]) for r in rows] == [("bleed", "1", "right"), ("bleed", "2", "left")]
     _run_collecting(VolumePredictionWriter(str(tmp_path), task="seg"), items[1:])  # no lesion anywhere
     assert open(tmp_path / "findings.csv").readline().startswith("case_id,lesion,voxels,volume_ml")
+
+
+def test_volume_evaluation_report_of_the_segmenter_on_known_masks(tmp_path):
+    """Dice per haemorrhage volume, false-positive mL per volume and over the lesion-free ones, padded slices left
+    out (``depth``), from masks whose answers are known."""
+    import json
+
+    import torch
+    from monai.data import MetaTensor
+
+    from smartnet.handlers import VolumeEvaluationReport
+
+    affine = torch.diag(torch.tensor([1.0, 1.0, 10.0, 1.0]))  # 10 mm^3 voxels: 100 voxels = 1 mL
+    truth = torch.zeros(1, 10, 10, 4)
+    truth[0, :5, :4, 1] = 1  # 20 voxels
+    pred = torch.zeros(1, 10, 10, 4)
+    pred[0, :5, :2, 1] = 1  # 10 of them
+    pred[0, 9, 9, 3] = 1  # one false voxel, on a padded slice (depth 3): left out
+    normal_pred = torch.zeros(1, 10, 10, 4)
+    normal_pred[0, 0, :5, 0] = 1  # 5 false voxels = 0.05 mL
+    items = [
+        ([{"case_id": "bleed", "image": MetaTensor(truth, affine=affine), "depth": 3}],
+         [{"pred": pred, "label": truth}]),
+        ([{"case_id": "normal", "image": MetaTensor(truth, affine=affine)}],
+         [{"pred": normal_pred, "label": torch.zeros_like(truth)}]),
+    ]
+    report = VolumeEvaluationReport(str(tmp_path), task="seg")
+    _run_collecting(report, items)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert metrics["dice_mean"] == pytest.approx(2 * 10 / 30)
+    assert metrics["false_positive_ml_mean_normal"] == pytest.approx(0.05)
+    assert metrics["false_positive_ml_mean"] == pytest.approx(0.025)  # the bleed's padded false voxel not counted
+    assert report.results["summary"] == {"volumes": 2, "haemorrhage_volumes": 1, "threshold": 0.5}
