@@ -9,7 +9,9 @@ Serves every bundle named in ``--conf models`` from ``<app>/model/<name>``:
   restarting from the upstream checkpoint;
 * classification bundles (``smartnet_down_cls``: output type "probabilities" in the metadata): a classification
   infer task without MONAI Label's geometry restore (which crashes on a score vector); the answer is
-  ``{"prediction": [{"idx": 0, "label": "intracranial_hemorrhage", "score": p}]}`` with ``p`` the ICH probability.
+  ``{"prediction": [{"idx": 0, "label": "intracranial_hemorrhage", "score": p}]}`` with ``p`` the ICH probability,
+  followed by one entry per haemorrhage subtype (``{"idx": 1, "label": "epidural", "score": ...}``, ...) when the
+  weights have the subtype head (``subtypes: true``, set from the weights' settings record).
 
 ``--conf smartnet_profile <name>`` layers ``configs/<name>.json`` of each bundle over its configs (e.g. ``demo`` for
 weights trained with the demo profile). Without it each bundle's profile is picked from its weights, as ``smartnet
@@ -71,12 +73,43 @@ def _profile_for(path: str, conf: Dict[str, str]) -> Optional[str]:
     return profile
 
 
+def _recorded_switches(path: str) -> Dict[str, Any]:
+    """Settings the weights of the bundle at ``path`` were trained with over any profile (``subtypes``), from their
+    settings record (``smartnet.release.recorded_switches``); none without weights."""
+    model = Path(path) / "models" / "model.pt"
+    if not model.is_file():
+        return {}
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    from smartnet.release import recorded_switches
+
+    return recorded_switches(model)
+
+
 def _parse_with_profile(path: str, config: str, profile: str | None, bundle_root_key: str) -> ConfigParser:
-    """The bundle config (with the profile layered over it) as MONAI Label parses it: ``bundle_root`` = ``path``."""
+    """The bundle config (with the profile layered over it, and the weights' recorded switches over both) as MONAI
+    Label parses it: ``bundle_root`` = ``path``."""
     parser = ConfigParser()
     parser.read_config(_with_profile(path, config, profile))
     parser.config.update({bundle_root_key: path})
+    parser.config.update({k: v for k, v in _recorded_switches(path).items() if k in parser.config})
     return parser
+
+
+def classification_answer(data: Dict[str, Any], label: str = "intracranial_hemorrhage") -> Dict[str, Any]:
+    """``{"prediction": [...]}``: the ICH probability of ``data["pred"]`` (idx 0), then each subtype probability of
+    ``data["pred_subtypes"]`` (idx 1-5, in ``smartnet.vocabulary.SUBTYPES`` order) when the model has them."""
+    from smartnet.vocabulary import SUBTYPES
+
+    answer = [{"idx": 0, "label": label, "score": float(_flat(data["pred"])[0])}]
+    if "pred_subtypes" in data:
+        answer += [{"idx": i, "label": name, "score": float(score)}
+                   for i, (name, score) in enumerate(zip(SUBTYPES[1:], _flat(data["pred_subtypes"])), start=1)]
+    return {"prediction": answer}
+
+
+def _flat(x: Any) -> list:
+    return [float(v) for v in (x.detach().cpu().reshape(-1).tolist() if hasattr(x, "detach") else list(x))]
 
 
 def is_classifier(path: str) -> bool:
@@ -114,6 +147,8 @@ class SmartNetInferTask(BundleInferTask):
     def writer(self, data: Dict[str, Any], extension=None, dtype=None) -> Tuple[Any, Any]:
         """Segmentation labels as MONAI Label writes them, but NIfTI through nibabel: the affine is written as it is,
         shear included (a gantry-tilted scan's label stays on the scan's voxels)."""
+        if self.type == InferType.CLASSIFICATION and "pred_subtypes" in data:
+            return None, classification_answer(data)
         if self.type != InferType.SEGMENTATION:
             return super().writer(data, extension, dtype)
         if extension is not None:

@@ -48,12 +48,14 @@ def prepare_volume_cls_batch(
     """``prepare_batch`` for the volume classifier: ``(image, volume_label, (depths,), {})``.
 
     ``image`` ``(B, C, H, W, D)`` zero-padded along D, ``volume_label`` ``(B, 1)`` float in {0, 1} (from the
-    ``volume_label`` key), ``depths`` ``(B,)`` passed on to ``network(image, depths)``.
+    ``volume_label`` key; ``(B, 6)`` "any" + subtypes with the subtype head), ``depths`` ``(B,)`` passed on to
+    ``network(image, depths)``.
     """
     image = batchdata["image"].to(device=device, non_blocking=non_blocking, **kwargs)
     depths = _depths(batchdata, image)
     label = batchdata.get("volume_label")
-    target = None if label is None else torch.as_tensor(label).reshape(-1, 1).to(device=device, dtype=image.dtype)
+    target = None if label is None else torch.as_tensor(label).reshape(image.shape[0], -1).to(device=device,
+                                                                                             dtype=image.dtype)
     return image, target, (depths,), {}
 
 

@@ -42,6 +42,8 @@ __all__ = [
     "eval_metrics_of",
     "package_files",
     "weights_profile",
+    "RECORDED_SWITCHES",
+    "recorded_switches",
 ]
 
 WORKFLOW_CONFIGS = {"metadata", "train", "evaluate", "inference", "multi_gpu_train", "multi_gpu_evaluate"}
@@ -99,11 +101,26 @@ def _profiles(bundle_dir: Path) -> list[str]:
     return sorted(p.stem for p in (bundle_dir / "configs").glob("*.json") if p.stem not in WORKFLOW_CONFIGS)
 
 
+# settings a model is trained with on top of any profile (the classifier's subtype head): taken from the weights'
+# settings record when the weights are served, whatever the profile
+RECORDED_SWITCHES = ("subtypes",)
+
+
+def recorded_switches(weights: Path) -> dict:
+    """``{name: value}`` of the ``RECORDED_SWITCHES`` in the settings record of ``weights`` (e.g. ``{"subtypes":
+    True}``); the serving configuration sets them over its profile."""
+    checkpoint = load_checkpoint(weights)
+    recorded = checkpoint.get("settings") if isinstance(checkpoint, dict) else None
+    if not isinstance(recorded, dict):
+        return {}
+    return {name: recorded[name] for name in RECORDED_SWITCHES if name in recorded}
+
+
 def weights_profile(bundle_dir: Path, weights: Path) -> str | None:
     """The profile under which ``weights`` load strictly into the inference ``network_def`` and whose settings equal
     the settings record of the checkpoint (image size, HU windows ...: what changes the weights' meaning but no
-    tensor shape): ``None`` for the default configs, else the name of a ``configs/<profile>.json`` override. Raises
-    ReleaseError when none fits."""
+    tensor shape): ``None`` for the default configs, else the name of a ``configs/<profile>.json`` override. The
+    ``recorded_switches`` of the weights are set over every profile. Raises ReleaseError when none fits."""
     try:
         state = read_state_dict(weights)
     except TransferError as error:
@@ -118,6 +135,9 @@ def weights_profile(bundle_dir: Path, weights: Path) -> str | None:
         parser = ConfigParser()
         parser.read_config([str(f) for f in files])
         parser["bundle_root"] = str(bundle_dir)
+        for switch, value in recorded_switches(weights).items():
+            if switch in parser:
+                parser[switch] = value
         network = parser.get_parsed_content("network_def")
         name = "defaults" if profile is None else profile + ".json"
         try:

@@ -10,16 +10,28 @@
   ``upstream`` the upstream model's encoder (and the slice head a volume model keeps), ``upstream_with_decoder``
   also its segmentation decoder (and the seg head / peak a volume model keeps), ``imagenet`` a torchvision ImageNet
   ResNet file, ``scratch`` random weights, ``checkpoint`` a whole downstream model (``finetune_model_path``;
-  model-zoo's ``finetune: true`` selects it).
+  model-zoo's ``finetune: true`` selects it);
+* ``SUBTYPES``: the outputs of the volume classifier's optional subtype head, in the RSNA 2019 challenge's order
+  ("any" haemorrhage, then the five kinds), with ``SUBTYPE_CODES`` the short codes a datalist carries per case
+  (``"subtypes": ["sdh", "ivh"]``) and ``SUBTYPE_WEIGHTS`` the challenge's log-loss weights ("any" counts double).
 
 This module imports nothing, so any module may use it.
 """
 
 from __future__ import annotations
 
-__all__ = ["HEADS", "DOWNSTREAM_TASKS", "MODEL_LEVELS", "INITS"]
+__all__ = ["HEADS", "DOWNSTREAM_TASKS", "MODEL_LEVELS", "INITS", "SUBTYPES", "SUBTYPE_CODES", "SUBTYPE_WEIGHTS"]
 
 HEADS: tuple[str, ...] = ("cls", "seg", "rec")
 DOWNSTREAM_TASKS: tuple[str, ...] = ("cls", "seg")
 MODEL_LEVELS: tuple[str, ...] = ("slice", "volume_cls", "volume_seg")
 INITS: tuple[str, ...] = ("upstream", "upstream_with_decoder", "imagenet", "scratch", "checkpoint")
+SUBTYPES: tuple[str, ...] = ("any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
+SUBTYPE_CODES: dict[str, str] = {
+    "edh": "epidural",
+    "iph": "intraparenchymal",
+    "ivh": "intraventricular",
+    "sah": "subarachnoid",
+    "sdh": "subdural",
+}
+SUBTYPE_WEIGHTS: tuple[float, ...] = (2.0, 1.0, 1.0, 1.0, 1.0, 1.0)

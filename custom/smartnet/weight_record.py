@@ -17,9 +17,11 @@ __all__ = ["WEIGHT_SETTINGS", "SettingsRecord", "settings_mismatches"]
 
 # the settings that decide what trained weights mean without changing a tensor's shape (a stride-2 stem's weights load
 # into a stride-1 network; a model trained at 96 px runs at 256 px), and the upstream's seg_peak (named here rather than
-# as a missing state-dict key): recorded in every checkpoint, checked at load
+# as a missing state-dict key), and the volume classifier's subtype head (likewise): recorded in every checkpoint,
+# checked at load
 WEIGHT_SETTINGS = (
     "encoder", "stem_stride", "image_size", "hu_windows", "clahe", "orientation", "variant", "operator", "seg_peak",
+    "subtypes",
 )
 
 

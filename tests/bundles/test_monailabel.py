@@ -55,6 +55,10 @@ def served_bundles(tiny_dataset, tmp_path_factory) -> Iterator[Path]:
     for bundle in (DOWN_SEG, DOWN_CLS):
         run_bundle(bundle, ["train.json"], {"dataset_dir": tiny_dataset, **SMALL_TRAINING},
                    bundle_root=root / bundle.name)
+    # a classifier with the subtype head (the generator's subtypes.csv), served from the same configs
+    run_bundle(DOWN_CLS, ["train.json"], {"dataset_dir": tiny_dataset, **SMALL_TRAINING, "subtypes": True,
+                                          "pretrained_path": root / "smartnet_upstream" / "models" / "model.pt"},
+               bundle_root=root / "subtype_weights")
     for bundle in (UPSTREAM, DOWN_SEG, DOWN_CLS):  # the bundle folders as users keep them: configs + weights
         for item in ("configs", "docs", "LICENSE"):
             copy = shutil.copytree if (bundle / item).is_dir() else shutil.copy
@@ -157,15 +161,17 @@ def _train_one_epoch(url: str, model: str) -> dict:
     raise AssertionError("MONAI Label training did not finish in 15 minutes")
 
 
-def _bundle_inference(bundle: Path, image: Path, out: Path) -> Path:
+def _bundle_inference(bundle: Path, image: Path, out: Path, **overrides) -> Path:
     """Our own inference workflow on ``image`` with the same weights, in this (project) environment."""
     single = out / "input"
     single.mkdir(parents=True)
     shutil.copy(image, single / image.name)
-    repo_bundle = {"smartnet_down_seg": DOWN_SEG, "smartnet_down_cls": DOWN_CLS}[bundle.name]
+    repo_bundle = {"smartnet_down_seg": DOWN_SEG, "smartnet_down_cls": DOWN_CLS,
+                   "smartnet_down_cls_subtypes": DOWN_CLS}[bundle.name]
     run_bundle(repo_bundle, ["inference.json"], {"input": single, "output_dir": out / "result",
                                                  "ckpt_path": bundle / "models" / "model.pt",
-                                                 "image_size": SMALL_TRAINING["image_size"]}, bundle_root=out)
+                                                 "image_size": SMALL_TRAINING["image_size"], **overrides},
+               bundle_root=out)
     return out / "result"
 
 
@@ -215,11 +221,14 @@ def test_our_app_serves_the_classifier_and_fine_tunes_the_segmenter(monailabel_e
     shutil.copy(APP / "main.py", app / "main.py")
     for name in ("smartnet_down_seg", "smartnet_down_cls"):
         shutil.copytree(served_bundles / name, app / "model" / name)
+    subtyped = app / "model" / "smartnet_down_cls_subtypes"  # the released classifier with subtype weights
+    shutil.copytree(served_bundles / "smartnet_down_cls", subtyped)
+    shutil.copy(served_bundles.parent / "subtype_weights" / "models" / "model.pt", subtyped / "models" / "model.pt")
     image = sorted(studies.glob("*_img.nii.gz"))[0]
     image_id = image.name.replace(".nii.gz", "")
     tilted = _tilted_copy(image, studies / "tilted_ct.nii.gz")
 
-    with label_server(monailabel_env, app, studies, "smartnet_down_seg,smartnet_down_cls",
+    with label_server(monailabel_env, app, studies, "smartnet_down_seg,smartnet_down_cls,smartnet_down_cls_subtypes",
                       tmp_path / "server.log") as url:
         info = _get(url + "/info/")
         assert info["models"]["smartnet_down_cls"]["type"] == "classification"
@@ -233,6 +242,11 @@ def test_our_app_serves_the_classifier_and_fine_tunes_the_segmenter(monailabel_e
         [prediction] = answer["prediction"]
         assert prediction["label"] == "intracranial_hemorrhage"
         assert 0.0 <= prediction["score"] <= 1.0
+        # the subtype head's weights: "any" first, then one entry per subtype (the switch comes from the weights)
+        subtype_answer = json.loads(_infer(url, "smartnet_down_cls_subtypes", image_id, "json"))["prediction"]
+        assert [p["idx"] for p in subtype_answer] == list(range(6))
+        assert [p["label"] for p in subtype_answer] == ["intracranial_hemorrhage", "epidural", "intraparenchymal",
+                                                        "intraventricular", "subarachnoid", "subdural"]
 
         status = _train_one_epoch(url, "smartnet_down_seg")
         assert status["status"] == "DONE", json.dumps(status)[-3000:]
@@ -242,6 +256,10 @@ def test_our_app_serves_the_classifier_and_fine_tunes_the_segmenter(monailabel_e
     ours = _bundle_inference(served_bundles / "smartnet_down_cls", image, tmp_path / "ours")
     [row] = json.loads((ours / "predictions.json").read_text(encoding="utf-8"))["volumes"]
     assert abs(row["probability"] - prediction["score"]) < 1e-4  # the served weights are the bundle's
+    ours = _bundle_inference(subtyped, image, tmp_path / "ours_subtypes", subtypes=True)
+    [row] = json.loads((ours / "predictions.json").read_text(encoding="utf-8"))["volumes"]
+    ours_scores = [row["probability"]] + [row[f"p_{p['label']}"] for p in subtype_answer[1:]]
+    assert np.allclose(ours_scores, [p["score"] for p in subtype_answer], atol=1e-4)
 
     # a gantry-tilted scan (sheared affine): the served label lies on the input's voxels, as our own inference's mask
     label, source = nib.load(tilted_label), nib.load(tilted)

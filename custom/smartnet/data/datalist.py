@@ -8,7 +8,8 @@ Two layouts are understood, per split folder ``<root>/{train,valid,test}/``:
   ``smartnet.data.read_dicom_series``); an optional
   ``<case>_mask.nii[.gz]`` beside the folder gives its mask.
 
-Paths in the datalist are relative to ``root``, so a dataset folder can be moved as a whole.
+Paths in the datalist are relative to ``root``, so a dataset folder can be moved as a whole. A ``subtypes.csv`` in
+``root`` (``smartnet.data.subtypes``) adds each case's haemorrhage subtypes (``"subtypes": ["ivh", "sdh"]``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ..errors import DatalistError
 from .dicom_reader import is_dicom_dir
+from .subtypes import SUBTYPES_CSV, read_subtypes_csv
 
 __all__ = ["SPLITS", "DatalistError", "build_datalist", "write_datalist", "load_datalist", "case_id_of", "find_images"]
 
@@ -30,15 +32,18 @@ _NIFTI = re.compile(r"^(?P<case>.+)_(?P<role>img|mask)\.nii(\.gz)?$")
 def build_datalist(root: str | os.PathLike, require_masks: tuple[str, ...] = ("train", "valid")) -> dict:
     """Scan ``root/{train,valid,test}`` and return ``{"training": [...], "validation": [...], "test": [...]}``.
 
-    Each entry is ``{"image": rel_path, "label": rel_path (if any), "case_id": case}``.
+    Each entry is ``{"image": rel_path, "label": rel_path (if any), "case_id": case}``, plus ``"subtypes"`` (sorted
+    codes) when ``root/subtypes.csv`` exists: then every case of the splits in ``require_masks`` needs a row (a
+    missing row would silently read as "no subtype"), and every row a case.
 
     Raises:
         DatalistError: listing all problems at once (missing split folders, images without masks in splits that
-            need them, masks without images, the same case twice).
+            need them, masks without images, the same case twice, subtype rows without a case or cases without one).
     """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatalistError(f"dataset folder does not exist: {root}")
+    subtypes = read_subtypes_csv(root / SUBTYPES_CSV) if (root / SUBTYPES_CSV).is_file() else None
     problems: list[str] = []
     datalist: dict[str, list[dict]] = {}
     for split, key in SPLITS.items():
@@ -68,10 +73,17 @@ def build_datalist(root: str | os.PathLike, require_masks: tuple[str, ...] = ("t
                 entry["label"] = str(masks[case].relative_to(root))
             elif split in require_masks:
                 problems.append(f"{images[case]}: no mask {case}_mask.nii.gz (required in {split}/)")
+            if subtypes is not None and case in subtypes:
+                entry["subtypes"] = subtypes[case]
+            elif subtypes is not None and split in require_masks:
+                problems.append(f"{images[case]}: no row in {root / SUBTYPES_CSV} (every {split}/ case needs one)")
             entries.append(entry)
         if not entries:
             problems.append(f"{folder}: no images (*_img.nii[.gz] or DICOM series folders)")
         datalist[key] = entries
+    listed = {entry["case_id"] for entries in datalist.values() for entry in entries}
+    for case in sorted(set(subtypes or {}) - listed):
+        problems.append(f"{root / SUBTYPES_CSV}: case {case!r} has no image in {'/'.join(SPLITS)}")
     if problems:
         raise DatalistError(f"{len(problems)} problem(s) in {root}:\n" + "\n".join(f"  - {p}" for p in problems))
     return datalist

@@ -12,6 +12,7 @@ import numpy as np
 
 from .datalist import write_datalist
 from .demo import ANATOMIES, HEMORRHAGE_KINDS, make_volume
+from .subtypes import SUBTYPES_CSV, write_subtypes_csv
 
 __all__ = ["DATASET_ANATOMIES", "write_demo_dataset", "save_nifti"]
 
@@ -45,7 +46,8 @@ def write_demo_dataset(
     """Generate synthetic head CT volumes (see ``smartnet.data.demo``) and their datalist; returns the datalist path.
 
     Half of each split (rounded up) has haemorrhage by default. ``kinds.json`` beside the datalist names the kinds of
-    bleed drawn in each case (for Dice per kind), ``generator.json`` the settings that wrote the files. Case names
+    bleed drawn in each case (for Dice per kind) and ``subtypes.csv`` the same as subtype labels (the datalist's
+    ``subtypes``), ``generator.json`` the settings that wrote the files. Case names
     are ``case0001_hemo`` / ``case0002_normal``. ``kinds`` restricts the haemorrhage kinds drawn; ``anatomy`` is
     ``phantom`` or ``head`` (see ``make_volume``), or ``mixed``: phantoms and heads alternating within the haemorrhage
     and the lesion-free cases of every split. The same arguments always write the same files.
@@ -73,6 +75,7 @@ def write_demo_dataset(
                 drawn = ", ".join(vol.kinds) or "no haemorrhage"
                 print(f"  {split}/{case}: {vol.image.shape}, {int(vol.mask.sum())} lesion voxels ({drawn})", flush=True)
     (root / "kinds.json").write_text(json.dumps(kinds_of, indent=4) + "\n")  # kinds of bleed per case
+    write_subtypes_csv(root / SUBTYPES_CSV, kinds_of)  # the same as subtype labels for the datalist
     settings = {"anatomy": anatomy, "size": size, "depth": depth, "seed": seed, "kinds": list(kinds),
                 "n_train": n_train, "n_valid": n_valid, "n_test": n_test, "hemorrhage_fraction": hemorrhage_fraction}
     (root / "generator.json").write_text(json.dumps(settings, indent=4) + "\n")  # what wrote these files

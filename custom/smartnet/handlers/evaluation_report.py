@@ -10,7 +10,10 @@
 ``VolumeEvaluationReport`` (downstream bundles, masks known) writes ``metrics.json`` and ``per_case.csv``:
 
 * classifier (``task="cls"``): per case the probability, label and decision; volume AUROC, F1, accuracy,
-  sensitivity and specificity at ``threshold``;
+  sensitivity and specificity at ``threshold``; with the subtype head (``pred_subtypes`` / ``label_subtypes`` in the
+  outputs) per case ``p_<subtype>`` and ``label_<subtype>``, and per subtype AUROC, sensitivity and specificity at
+  0.5 (``<subtype>_auroc``, ...) with the challenge's weighted log loss over "any" and the subtypes
+  (``weighted_log_loss``);
 * segmenter (``task="seg"``): per case the Dice, true / predicted / false-positive lesion volume in mL (from the voxel
   spacing of the evaluated image); mean Dice over haemorrhage volumes and mean false-positive mL over all and over
   haemorrhage-free volumes.
@@ -31,7 +34,8 @@ import torch
 from monai.utils import min_version, optional_import
 
 from ..storage import atomic_write_csv, atomic_write_text
-from ..reports.statistics import binary_scores
+from ..reports.statistics import binary_scores, weighted_log_loss
+from ..vocabulary import SUBTYPE_WEIGHTS, SUBTYPES
 from .collector import Collector
 from .volume_rows import PerVolumeRows, affine_of, crop_depth, gather_rows, voxel_volume_ml
 
@@ -189,6 +193,12 @@ class VolumeEvaluationReport(PerVolumeRows):
                 prob = float(torch.as_tensor(output["pred"]).float().flatten()[0])
                 label = int(torch.as_tensor(output["label"]).flatten()[0] > 0.5)
                 row.update(label=label, probability=prob, decision=int(prob >= self.threshold))
+                if "pred_subtypes" in output:
+                    probs = torch.as_tensor(output["pred_subtypes"]).float().flatten().tolist()
+                    row.update({f"p_{name}": p for name, p in zip(SUBTYPES[1:], probs)})
+                if "label_subtypes" in output:
+                    truth = torch.as_tensor(output["label_subtypes"]).flatten().tolist()
+                    row.update({f"label_{name}": int(t > 0.5) for name, t in zip(SUBTYPES[1:], truth)})
             else:
                 pred = crop_depth(torch.as_tensor(output["pred"]), item) > 0.5
                 truth = crop_depth(torch.as_tensor(output["label"])[:1], item) > 0.5
@@ -217,6 +227,7 @@ class VolumeEvaluationReport(PerVolumeRows):
             if self.threshold != 0.5:  # the operating point chosen on validation data, and the naive 0.5 beside it
                 at_half = binary_scores(labels, scores, 0.5)
                 metrics.update({f"{k}_at_0.5": at_half[k] for k in ("sensitivity", "specificity", "accuracy", "f1")})
+            metrics.update(self._subtype_metrics(labels, scores))
         else:
             dice = [r["dice"] for r in self.rows if r["label"]]
             fp = np.array([r["false_positive_ml"] for r in self.rows])
@@ -225,9 +236,28 @@ class VolumeEvaluationReport(PerVolumeRows):
             metrics["false_positive_ml_mean"] = float(fp.mean()) if len(fp) else float("nan")
             metrics["false_positive_ml_mean_normal"] = float(fp[~labels].mean()) if (~labels).any() else float("nan")
         summary = {"volumes": len(self.rows), "haemorrhage_volumes": int(labels.sum()), "threshold": self.threshold}
+        if any(f"label_{SUBTYPES[1]}" in r for r in self.rows):
+            summary.update({f"{name}_volumes": sum(r.get(f"label_{name}", 0) for r in self.rows)
+                            for name in SUBTYPES[1:]})
         self.results = {"metrics": metrics, "summary": summary}
         atomic_write_text(self.output_dir / f"{self.prefix}metrics.json", json.dumps(self.results, indent=4) + "\n")
         atomic_write_csv(self.output_dir / f"{self.prefix}per_case.csv", self.rows)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
         self.logger.info(f"evaluation of {len(self.rows)} volumes at threshold {self.threshold:.4f}: {shown}")
         self.logger.info(f"results written to {self.output_dir}")
+
+    def _subtype_metrics(self, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+        """Per subtype AUROC / sensitivity / specificity at 0.5 and the weighted log loss, for rows that have both
+        subtype probabilities and labels (none without the subtype head)."""
+        names = SUBTYPES[1:]
+        if not self.rows or not all(f"p_{names[0]}" in r and f"label_{names[0]}" in r for r in self.rows):
+            return {}
+        metrics: dict[str, float] = {}
+        for name in names:
+            sub = binary_scores(np.array([r[f"label_{name}"] for r in self.rows], dtype=bool),
+                                np.array([r[f"p_{name}"] for r in self.rows]), 0.5)
+            metrics.update({f"{name}_{k}": sub[k] for k in ("auroc", "sensitivity", "specificity")})
+        all_labels = np.column_stack([labels] + [[r[f"label_{n}"] for r in self.rows] for n in names])
+        all_probs = np.column_stack([scores] + [[r[f"p_{n}"] for r in self.rows] for n in names])
+        metrics["weighted_log_loss"] = weighted_log_loss(all_labels, all_probs, SUBTYPE_WEIGHTS)
+        return metrics

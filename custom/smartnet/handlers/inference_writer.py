@@ -6,9 +6,10 @@ reads ``pred_cls`` from each output: the slice-probability channel already broug
 superior-inferior, so slice indices are those of the input file as stored.
 
 ``VolumePredictionWriter`` (downstream bundles) writes ``predictions.csv`` and ``predictions.json``: per case the
-probability and decision (classifier) or the lesion volume in mL of the written mask (segmenter, measured in the
-original image geometry), and for the segmenter ``findings.json`` / ``findings.csv``: each connected lesion of the
-mask with its volume (mL), ABC/2, largest axial diameter (mm), slice range and side (``smartnet.findings``).
+probability and decision (classifier; with the subtype head also ``p_<subtype>``, the probability of each
+subtype) or the lesion volume in mL of the written mask (segmenter, measured in the original image geometry), and
+for the segmenter ``findings.json`` / ``findings.csv``: each connected lesion of the mask with its volume (mL),
+ABC/2, largest axial diameter (mm), slice range and side (``smartnet.findings``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from monai.utils import min_version, optional_import
 
 from ..findings import axial_axis, find_lesions
 from ..storage import atomic_write_csv, atomic_write_text
+from ..vocabulary import SUBTYPES
 from .collector import Collector
 from .volume_rows import PerVolumeRows, affine_of, source_path, voxel_volume_ml
 
@@ -109,6 +111,9 @@ class VolumePredictionWriter(PerVolumeRows):
             if self.task == "cls":
                 prob = float(torch.as_tensor(output["pred"]).float().flatten()[0])
                 row.update(probability=prob, decision=int(prob >= self.threshold))
+                if "pred_subtypes" in output:
+                    probs = torch.as_tensor(output["pred_subtypes"]).float().flatten().tolist()
+                    row.update({f"p_{name}": p for name, p in zip(SUBTYPES[1:], probs)})
             else:
                 pred = torch.as_tensor(output["pred"]) > 0.5
                 voxels = int(pred.sum())

@@ -54,7 +54,7 @@ class _ClassLogit(nn.Module):
     def forward(self, slices: torch.Tensor) -> torch.Tensor:
         if not self.volume:
             return self.net.forward_heads(slices)["cls"]
-        logit = self.net(slices.permute(1, 2, 3, 0).unsqueeze(0))  # (1, C, H, W, D)
+        logit = self.net(slices.permute(1, 2, 3, 0).unsqueeze(0))[:, :1]  # (1, C, H, W, D); "any" of (1, 6)
         return logit.expand(slices.shape[0], 1)
 
 

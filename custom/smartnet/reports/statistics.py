@@ -24,6 +24,7 @@ __all__ = [
     "bootstrap_ci",
     "binary_metrics_with_ci",
     "mean_with_ci",
+    "weighted_log_loss",
 ]
 
 
@@ -145,3 +146,16 @@ def mean_with_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[
         return {"value": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
     low, high = bootstrap_ci(np.mean, finite, n_boot=n_boot, seed=seed)
     return {"value": float(finite.mean()), "ci_low": low, "ci_high": high}
+
+
+def weighted_log_loss(labels: np.ndarray, probabilities: np.ndarray, weights: Sequence[float]) -> float:
+    """The RSNA 2019 challenge's multi-label log loss: per case ``sum_j w_j * BCE_j / sum_j w_j``, averaged over
+    cases, for ``labels`` and ``probabilities`` ``(N, K)`` (probabilities clipped to [1e-7, 1 - 1e-7]); NaN for no
+    case."""
+    labels = np.asarray(labels, dtype=np.float64)
+    probs = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1.0 - 1e-7)
+    if labels.size == 0:
+        return float("nan")
+    w = np.asarray(weights, dtype=np.float64)[: labels.shape[1]]
+    bce = -(labels * np.log(probs) + (1.0 - labels) * np.log(1.0 - probs))
+    return float(np.mean(bce @ w / w.sum()))
