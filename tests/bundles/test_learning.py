@@ -7,12 +7,11 @@ which the classifier keeps, ``slice_head``; the segmenter keeping the upstream's
 1. upstream multi-task training, evaluated on every slice of the test split: slice AUROC, sensitivity + specificity at
    the operating point chosen on the validation split;
 2. the volume classifier (BiLSTM, the reference operator, plus the upstream's own slice logit, its largest over the
-   slices) from that upstream checkpoint: volume AUROC and sensitivity + specificity at its stored operating point;
+   slices) from that upstream checkpoint, with the subtype head (``subtypes: true``): volume AUROC and sensitivity +
+   specificity of its "any" output at its stored operating point, and per kind drawn a subtype AUROC that a model
+   knowing "any" perfectly and nothing else cannot reach;
 3. the volume segmenter from the upstream encoder, decoder and head: mean Dice on the test haemorrhage volumes and
    false-positive mL on the haemorrhage-free ones.
-
-4. the volume classifier with the subtype head (``subtypes: true``): per kind drawn, a test AUROC that a model
-   knowing "any" perfectly and nothing else cannot reach.
 
 A constant or non-learning model fails every one: AUROC 0.5, sensitivity + specificity 1.0, Dice 0 (or a false
 positive of the whole head). The data: 64 training / 8 validation / 16 test synthetic head CTs of 64 x 64 x 16 voxels
@@ -107,16 +106,13 @@ def _train_and_evaluate(bundle: Path, trained: Trained, dataset: Path, model: di
     return _metrics(root)
 
 
-def test_volume_classifier_learns_from_the_upstream_encoder(trained, learning_dataset):
-    metrics = _train_and_evaluate(DOWN_CLS, trained, learning_dataset, epochs=8, val_interval=4)
-    assert metrics["auroc"] >= THRESHOLD_AUROC, metrics
-    assert metrics["sensitivity"] + metrics["specificity"] >= THRESHOLD_J, metrics  # at the stored operating point
-
-
-def test_volume_classifier_learns_subtypes(trained, learning_dataset):
-    """Per kind drawn, the subtype's test AUROC is above the best a model knowing "any" perfectly and nothing else can
-    reach (every haemorrhage volume above every lesion-free one, ties among the haemorrhage volumes: 0.86-0.90 on this
-    split), and among the haemorrhage volumes alone (where that model gives 0.5) at least 0.7."""
+def test_volume_classifier_learns_haemorrhage_and_its_subtypes(trained, learning_dataset):
+    """The classifier with the subtype head: its "any" output (the binary classifier's logit, unchanged by the head)
+    separates the volumes (AUROC, sensitivity + specificity at the stored operating point), and per kind drawn the
+    subtype's test AUROC is above the best a model knowing "any" perfectly and nothing else can reach (every
+    haemorrhage volume above every lesion-free one, ties among the haemorrhage volumes: 0.86-0.90 on this split), and
+    among the haemorrhage volumes alone (where that model gives 0.5) at least 0.7. One training per seed tests both (the
+    suite's time); the binary classifier without the head trains in the bf16 test below and in the bundle tests."""
     import numpy as np
     from smartnet.reports.statistics import auroc
 
@@ -125,7 +121,8 @@ def test_volume_classifier_learns_subtypes(trained, learning_dataset):
     path = trained.root / "smartnet_down_cls_subtypes" / "eval" / "evaluation" / "per_case.csv"
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert metrics["auroc"] >= THRESHOLD_AUROC, metrics  # "any" as without the head
+    assert metrics["auroc"] >= THRESHOLD_AUROC, metrics
+    assert metrics["sensitivity"] + metrics["specificity"] >= THRESHOLD_J, metrics  # at the stored operating point
     bleeds = [r for r in rows if r["label"] == "1"]
     for name in SUBTYPE_KINDS:
         labels = np.array([int(r[f"label_{name}"]) for r in rows])
