@@ -37,7 +37,7 @@ from ..storage import atomic_write_csv, atomic_write_text
 from ..reports.statistics import binary_scores, weighted_log_loss
 from ..vocabulary import SUBTYPE_WEIGHTS, SUBTYPES
 from .collector import Collector
-from .volume_rows import PerVolumeRows, affine_of, crop_depth, gather_rows, voxel_volume_ml
+from .volume_rows import PerVolumeRows, affine_of, crop_depth, gather_rows, subtype_columns, voxel_volume_ml
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 
@@ -193,12 +193,8 @@ class VolumeEvaluationReport(PerVolumeRows):
                 prob = float(torch.as_tensor(output["pred"]).float().flatten()[0])
                 label = int(torch.as_tensor(output["label"]).flatten()[0] > 0.5)
                 row.update(label=label, probability=prob, decision=int(prob >= self.threshold))
-                if "pred_subtypes" in output:
-                    probs = torch.as_tensor(output["pred_subtypes"]).float().flatten().tolist()
-                    row.update({f"p_{name}": p for name, p in zip(SUBTYPES[1:], probs)})
-                if "label_subtypes" in output:
-                    truth = torch.as_tensor(output["label_subtypes"]).flatten().tolist()
-                    row.update({f"label_{name}": int(t > 0.5) for name, t in zip(SUBTYPES[1:], truth)})
+                row.update(subtype_columns(output, "pred_subtypes", "p_"))
+                row.update({k: int(v > 0.5) for k, v in subtype_columns(output, "label_subtypes", "label_").items()})
             else:
                 pred = crop_depth(torch.as_tensor(output["pred"]), item) > 0.5
                 truth = crop_depth(torch.as_tensor(output["label"])[:1], item) > 0.5

@@ -25,9 +25,8 @@ from monai.utils import min_version, optional_import
 
 from ..findings import axial_axis, find_lesions
 from ..storage import atomic_write_csv, atomic_write_text
-from ..vocabulary import SUBTYPES
 from .collector import Collector
-from .volume_rows import PerVolumeRows, affine_of, source_path, voxel_volume_ml
+from .volume_rows import PerVolumeRows, affine_of, source_path, subtype_columns, voxel_volume_ml
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 
@@ -111,9 +110,7 @@ class VolumePredictionWriter(PerVolumeRows):
             if self.task == "cls":
                 prob = float(torch.as_tensor(output["pred"]).float().flatten()[0])
                 row.update(probability=prob, decision=int(prob >= self.threshold))
-                if "pred_subtypes" in output:
-                    probs = torch.as_tensor(output["pred_subtypes"]).float().flatten().tolist()
-                    row.update({f"p_{name}": p for name, p in zip(SUBTYPES[1:], probs)})
+                row.update(subtype_columns(output, "pred_subtypes", "p_"))
             else:
                 pred = torch.as_tensor(output["pred"]) > 0.5
                 voxels = int(pred.sum())

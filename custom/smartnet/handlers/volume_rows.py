@@ -11,13 +11,14 @@ from typing import Any
 import torch
 from monai.utils import min_version, optional_import
 
-from ..vocabulary import DOWNSTREAM_TASKS
+from ..vocabulary import DOWNSTREAM_TASKS, SUBTYPES
 from .collector import Collector
 from .distributed import gather_to_rank0
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 
-__all__ = ["PerVolumeRows", "voxel_volume_ml", "affine_of", "source_path", "crop_depth", "gather_rows"]
+__all__ = ["PerVolumeRows", "voxel_volume_ml", "affine_of", "source_path", "crop_depth", "gather_rows",
+           "subtype_columns"]
 
 
 def voxel_volume_ml(affine: Any) -> float:
@@ -44,6 +45,15 @@ def source_path(item: dict) -> str:
 def crop_depth(x: torch.Tensor, item: dict) -> torch.Tensor:
     depth = item.get("depth")
     return x if depth is None else x[..., : int(torch.as_tensor(depth))]
+
+
+def subtype_columns(output: dict, key: str, prefix: str) -> dict[str, float]:
+    """``{"<prefix><subtype>": value}`` of the five subtype values in ``output[key]`` (``pred_subtypes`` or
+    ``label_subtypes``); empty when the output has none (no subtype head)."""
+    if key not in output:
+        return {}
+    values = torch.as_tensor(output[key]).float().flatten().tolist()
+    return {f"{prefix}{name}": value for name, value in zip(SUBTYPES[1:], values)}
 
 
 def gather_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | None:

@@ -18,6 +18,7 @@ from .decoders import UNetDecoder
 from .encoders import ResNetEncoder
 from .freezing import EncoderFreezingMixin
 from .heads import ClassificationHead, ConvHead, tissue_mask, tissue_peak
+from ..vocabulary import SUBTYPES
 from .lesion_descriptor import (DESCRIPTOR_FEATURES, RunningStandardizer, slice_lesion_columns,
                                 volume_lesion_descriptor)
 from .slice_folding import fold_slices, unfold_slices, valid_slice_mask
@@ -197,7 +198,7 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
             nn.init.ones_(self.evidence.weight)
             nn.init.constant_(self.evidence.bias, -math.log1p(float(evidence_pixels)))
         self.subtype_lr_factor = float(subtype_lr_factor)
-        n_subtypes = 5  # SUBTYPES without "any"
+        n_subtypes = len(SUBTYPES) - 1  # "any" is the logit above
         self.subtype_fc = nn.Linear(fc_features, n_subtypes) if subtypes else None
         self.lesion_mlp = None
         if subtypes and uses_seg:
@@ -228,7 +229,7 @@ class SmartNetVolumeClassifier(_SliceEncodingModel):
     @property
     def out_channels(self) -> int:
         """Logits per volume: 1 ("any"), or 6 with the subtype head (``smartnet.vocabulary.SUBTYPES``)."""
-        return 1 if self.subtype_fc is None else 6
+        return 1 if self.subtype_fc is None else len(SUBTYPES)
 
     def encode_chunk(self, slices: torch.Tensor) -> torch.Tensor:
         """``(n, F + E)``: pooled features, then with ``seg_evidence`` the slice's lesion pixel count, then with
