@@ -12,6 +12,7 @@ segmenter's inference output, after ``Invertd``). For each one:
 * ``max_axial_diameter_mm``: the largest in-plane diameter over all its axial slices, edge to edge (between the
   outer corners of its pixels);
 * ``first_slice`` / ``last_slice``: 0-based indices along the array axis that runs superior-inferior;
+  ``largest_slice``: the slice where the lesion's axial area is largest (where A and B are measured; the key image);
 * ``side``: ``left`` / ``right`` of the patient, or ``midline`` when the lesion's centroid lies within
   ``midline_tolerance_mm`` of the midline or the lesion reaches ``midline_tolerance_mm`` past it on both sides. The
   midline is the world x of the field of view's centre (scanners centre the head), in the RAS world of the affine
@@ -27,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-__all__ = ["Finding", "axial_axis", "find_lesions"]
+__all__ = ["Finding", "axial_axis", "find_lesions", "label_lesions"]
 
 
 def axial_axis(affine: np.ndarray) -> int:
@@ -48,6 +49,7 @@ class Finding:
     max_axial_diameter_mm: float
     first_slice: int
     last_slice: int
+    largest_slice: int
     side: str
     centroid_mm: tuple[float, float, float]
 
@@ -79,13 +81,23 @@ def _edge(mask2d: np.ndarray) -> np.ndarray:
 
 def find_lesions(mask: np.ndarray, affine: np.ndarray, min_voxels: int = 1,
                  midline_tolerance_mm: float = 5.0) -> list[Finding]:
-    """The connected lesions of ``mask``, largest first.
+    """The connected lesions of ``mask``, largest first (``label_lesions`` without the label map)."""
+    return label_lesions(mask, affine, min_voxels, midline_tolerance_mm)[1]
+
+
+def label_lesions(mask: np.ndarray, affine: np.ndarray, min_voxels: int = 1,
+                  midline_tolerance_mm: float = 5.0) -> tuple[np.ndarray, list[Finding]]:
+    """The connected lesions of ``mask``, largest first, and their label map.
 
     Args:
         mask: ``(X, Y, Z)`` (or ``(1, X, Y, Z)``) binary lesion mask, any value > 0.5 is lesion.
         affine: its 4 x 4 voxel-to-world (RAS, mm) affine.
         min_voxels: components smaller than this are left out.
         midline_tolerance_mm: how close to the midline a lesion counts as ``midline``.
+
+    Returns:
+        ``(labels, findings)``: ``labels`` an ``(X, Y, Z)`` int32 array in which the voxels of finding ``k`` (its
+        ``lesion`` number, 1 = largest) are ``k`` and everything else, components under ``min_voxels`` included, 0.
 
     Raises:
         ValueError: a mask that is not 3D, or an affine that is not 4 x 4.
@@ -101,7 +113,7 @@ def find_lesions(mask: np.ndarray, affine: np.ndarray, min_voxels: int = 1,
     binary = array > 0.5
     labels, count = ndimage.label(binary, structure=np.ones((3, 3, 3), dtype=bool))
     if count == 0:
-        return []
+        return np.zeros(array.shape, dtype=np.int32), []
     z_axis = axial_axis(affine)
     plane_axes = [a for a in range(3) if a != z_axis]
     spacing = np.linalg.norm(affine[:3, :3], axis=0)  # mm per voxel along each array axis
@@ -119,7 +131,7 @@ def find_lesions(mask: np.ndarray, affine: np.ndarray, min_voxels: int = 1,
         u = np.cross(normal, [0.0, 1.0, 0.0] if abs(normal[1]) < 0.9 else [1.0, 0.0, 0.0])
         u /= np.linalg.norm(u)
         in_plane = np.stack([u, np.cross(normal, u)], axis=1)  # world -> in-plane mm (3, 2)
-        largest_axial, best_area, best_points = 0.0, -1, np.zeros((1, 2))
+        largest_axial, best_area, best_points, best_z = 0.0, -1, np.zeros((1, 2)), int(slices[0])
         for z in slices:
             in_slice = np.take(labels, int(z), axis=z_axis) == index
             outline = np.argwhere(_edge(in_slice)).astype(float)
@@ -130,7 +142,7 @@ def find_lesions(mask: np.ndarray, affine: np.ndarray, min_voxels: int = 1,
             largest_axial = max(largest_axial, _diameters(points)[0])
             area = int(in_slice.sum())
             if area > best_area:
-                best_area, best_points = area, points
+                best_area, best_points, best_z = area, points, int(z)
         a, b = _diameters(best_points)
         c = len(slices) * float(spacing[z_axis])
         centroid = world.mean(axis=0)
@@ -141,9 +153,12 @@ def find_lesions(mask: np.ndarray, affine: np.ndarray, min_voxels: int = 1,
         findings.append(Finding(
             lesion=0, voxels=int(sizes[index]), volume_ml=int(sizes[index]) * voxel_ml,
             abc2_ml=a * b * c / 2.0 / 1000.0, max_axial_diameter_mm=largest_axial,
-            first_slice=int(slices.min()), last_slice=int(slices.max()), side=side,
+            first_slice=int(slices.min()), last_slice=int(slices.max()), largest_slice=best_z, side=side,
             centroid_mm=tuple(round(float(x), 1) for x in centroid)))
+        findings[-1].lesion = index  # the component's label until renumbered below
     findings.sort(key=lambda f: -f.voxels)
+    renumber = np.zeros(count + 1, dtype=np.int32)
     for number, finding in enumerate(findings, start=1):
+        renumber[finding.lesion] = number
         finding.lesion = number
-    return findings
+    return renumber[labels], findings

@@ -260,10 +260,17 @@ def test_segmenter_evaluate_and_infer_in_input_geometry(trained, tiny_dataset):
         assert_nothing_in_the_air_at_the_border(mask, np.asarray(source.dataobj))
         voxel_ml = abs(np.linalg.det(source.affine[:3, :3])) / 1000
         assert predictions[case]["lesion_ml"] == pytest.approx(mask.sum() * voxel_ml, rel=1e-6)
-        # the findings of a case add up to its mask, lesion by lesion
+        # the findings of a case and its parts too small to list (under min_finding_ml) add up to its mask
         case_findings = findings[predictions[case]["case_id"]]
         assert len(case_findings) == predictions[case]["lesions"]
-        assert sum(f["volume_ml"] for f in case_findings) == pytest.approx(mask.sum() * voxel_ml, rel=1e-6)
+        assert sum(f["volume_ml"] for f in case_findings) + predictions[case]["unlisted_ml"] == pytest.approx(
+            mask.sum() * voxel_ml, rel=1e-6, abs=1e-9)
+        for f in case_findings:  # each listed lesion is at least 0.05 mL and has its key image
+            assert f["volume_ml"] >= 0.05 - 1e-9
+            assert (out / "findings" / f"{predictions[case]['case_id']}_lesion{f['lesion']}.png").is_file()
+            assert f["first_slice"] <= f["largest_slice"] <= f["last_slice"]
+    page = (out / "findings.html").read_text()
+    assert all(f"<h2>{case_id}:" in page for case_id in findings)
 
 
 def test_missing_upstream_checkpoint_is_a_clear_error(tiny_dataset, tmp_path):

@@ -106,19 +106,26 @@ def _train_and_evaluate(bundle: Path, trained: Trained, dataset: Path, model: di
     return _metrics(root)
 
 
-def test_volume_classifier_learns_haemorrhage_and_its_subtypes(trained, learning_dataset):
+@pytest.fixture(scope="module")
+def subtype_classifier(trained, learning_dataset) -> Path:
+    """The volume classifier with the subtype head, trained from the seed's upstream and evaluated: its bundle root."""
+    _train_and_evaluate(DOWN_CLS, trained, learning_dataset, model={"subtypes": True},
+                        root_name="smartnet_down_cls_subtypes", epochs=8, val_interval=4)
+    return trained.root / "smartnet_down_cls_subtypes"
+
+
+def test_volume_classifier_learns_haemorrhage_and_its_subtypes(subtype_classifier):
     """The classifier with the subtype head: its "any" output (the binary classifier's logit, unchanged by the head)
     separates the volumes (AUROC, sensitivity + specificity at the stored operating point), and per kind drawn the
     subtype's test AUROC is above the best a model knowing "any" perfectly and nothing else can reach (every
     haemorrhage volume above every lesion-free one, ties among the haemorrhage volumes: 0.86-0.90 on this split), and
     among the haemorrhage volumes alone (where that model gives 0.5) at least 0.7. One training per seed tests both (the
-    suite's time); the binary classifier without the head trains in the bf16 test below and in the bundle tests."""
+    suite's time); the binary classifier without the head trains in the bundle tests."""
     import numpy as np
     from smartnet.reports.statistics import auroc
 
-    metrics = _train_and_evaluate(DOWN_CLS, trained, learning_dataset, model={"subtypes": True},
-                                  root_name="smartnet_down_cls_subtypes", epochs=8, val_interval=4)
-    path = trained.root / "smartnet_down_cls_subtypes" / "eval" / "evaluation" / "per_case.csv"
+    metrics = _metrics(subtype_classifier)
+    path = subtype_classifier / "eval" / "evaluation" / "per_case.csv"
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert metrics["auroc"] >= THRESHOLD_AUROC, metrics
@@ -144,28 +151,30 @@ def test_volume_segmenter_learns_from_the_upstream_encoder_and_decoder(trained, 
     assert metrics["false_positive_ml_mean_normal"] <= THRESHOLD_FP_ML, metrics  # not "lesion" everywhere
 
 
-def test_bf16_inference_matches_fp32_on_the_trained_classifier(trained, learning_dataset, tmp_path):
-    """The CPU bf16 path (``precision: bf16``) of a trained volume classifier (BiLSTM on the upstream encoder, without
-    segmentation evidence or the upstream's slice logit): every test volume's probability within 0.02 of fp32 (the
-    documented tolerance), decisions at 0.5 unchanged but for probabilities that near. (With ``seg_evidence`` the
-    logit counts pixels whose lesion logit is above 0, a count that bf16 can change by a few pixels: documented, not
-    asserted.)"""
-    root = tmp_path / DOWN_CLS.name
-    model = {"dataset_dir": learning_dataset, **COMMON, "seg_evidence": False, "slice_head": False, "seg_peak": False}
-    run_bundle(DOWN_CLS, ["train.json", "demo.json"],
-               {**model, "seed": trained.seed, "epochs": 2, "val_interval": 2,
-                "pretrained_path": trained.root / "smartnet_upstream" / "models" / "model.pt"}, bundle_root=root)
+def test_bf16_inference_matches_fp32_on_the_trained_classifier(subtype_classifier, learning_dataset, tmp_path):
+    """The CPU bf16 path (``precision: bf16``) of the trained classifier above (BiLSTM on the upstream encoder plus the
+    upstream's slice logit with its segmentation peak, and the subtype head): every test volume's haemorrhage
+    probability within 0.02 of fp32 (the documented tolerance), each subtype probability within 0.05, decisions at 0.5
+    unchanged but for probabilities that near. The subtype head reads a lesion descriptor that counts pixels whose
+    lesion logit is above 0, a count bf16 can change by a few pixels (as with ``seg_evidence``): 0.028 on one volume at
+    seed 0, 0.004 for the haemorrhage probability (documented in docs/performance.md)."""
+    from smartnet.vocabulary import SUBTYPES
+
+    outputs = ["probability"] + [f"p_{name}" for name in SUBTYPES[1:]]
     probabilities = {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / precision
-        run_bundle(DOWN_CLS, ["inference.json", "demo.json"], {**model, "precision": precision, "output_dir": out},
-                   bundle_root=root)
+        run_bundle(DOWN_CLS, ["inference.json", "demo.json"],
+                   {"dataset_dir": learning_dataset, **COMMON, "subtypes": True, "precision": precision,
+                    "output_dir": out}, bundle_root=subtype_classifier)
         rows = json.loads((out / "predictions.json").read_text())["volumes"]
-        probabilities[precision] = {r["case_id"]: r["probability"] for r in rows}
-    assert len(probabilities["fp32"]) == 16 and probabilities["fp32"].keys() == probabilities["bf16"].keys()
-    for case, p32 in probabilities["fp32"].items():
-        p16 = probabilities["bf16"][case]
-        assert abs(p16 - p32) <= 0.02, (case, p32, p16)
-        assert (p16 >= 0.5) == (p32 >= 0.5) or abs(p32 - 0.5) <= 0.02, (case, p32, p16)
+        probabilities[precision] = {(r["case_id"], key): r[key] for r in rows for key in outputs}
+    assert len(probabilities["fp32"]) == 16 * len(outputs)
+    assert probabilities["fp32"].keys() == probabilities["bf16"].keys()
+    for key, p32 in probabilities["fp32"].items():
+        p16 = probabilities["bf16"][key]
+        tolerance = 0.02 if key[1] == "probability" else 0.05
+        assert abs(p16 - p32) <= tolerance, (key, p32, p16)
+        assert (p16 >= 0.5) == (p32 >= 0.5) or abs(p32 - 0.5) <= tolerance, (key, p32, p16)
     assert len({round(p, 6) for p in probabilities["fp32"].values()}) > 1  # not a constant output
     assert probabilities["bf16"] != probabilities["fp32"]  # bf16 really ran: not a silent fp32 fallback

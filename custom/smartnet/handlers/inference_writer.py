@@ -9,13 +9,17 @@ superior-inferior, so slice indices are those of the input file as stored.
 probability and decision (classifier; with the subtype head also ``p_<subtype>``, the probability of each
 subtype) or the lesion volume in mL of the written mask (segmenter, measured in the original image geometry), and
 for the segmenter ``findings.json`` / ``findings.csv``: each connected lesion of the mask with its volume (mL),
-ABC/2, largest axial diameter (mm), slice range and side (``smartnet.findings``).
+ABC/2, largest axial diameter (mm), slice range, key slice and side (``smartnet.findings``; parts under
+``min_finding_ml`` are not listed, their volume per case is ``unlisted_ml`` in the predictions), and ``findings.html``
+with each lesion's key image (``findings/<case>_lesion<k>.png``, ``smartnet.reports.finding_images``; the image is
+read again from the input, so that it shows the input's own pixels in HU).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +27,10 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
-from ..findings import axial_axis, find_lesions
+from ..findings import axial_axis, label_lesions
+from ..reports.finding_images import write_findings_html, write_key_images
 from ..storage import atomic_write_csv, atomic_write_text
+from ..transforms.io import LoadCTd
 from .collector import Collector
 from .volume_rows import PerVolumeRows, affine_of, source_path, subtype_columns, voxel_volume_ml
 
@@ -33,7 +39,7 @@ Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 __all__ = ["SliceProbabilityWriter", "VolumePredictionWriter", "axial_axis"]
 
 FINDING_COLUMNS = ["case_id", "lesion", "voxels", "volume_ml", "abc2_ml", "max_axial_diameter_mm", "first_slice",
-                   "last_slice", "side", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm"]
+                   "last_slice", "largest_slice", "side", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm"]
 
 
 class SliceProbabilityWriter(Collector):
@@ -94,15 +100,38 @@ class VolumePredictionWriter(PerVolumeRows):
         task: "cls" (probability, decision) or "seg" (lesion volume in mL of the binary ``pred`` mask, which should
             already be in the original image geometry, e.g. after ``Invertd``).
         threshold: decision threshold on the volume probability (classifier).
+        key_images: segmenter: write ``findings.html`` with a key image per lesion.
+        min_finding_ml: segmenter: connected parts of the mask smaller than this (mL) are not listed as findings
+            (the voxel-sized fragments at a resampled mask's edge); the mask keeps them.
+        uneven_spacing: how the inference read its inputs (``uneven_slice_spacing``), to read them again the same way
+            for the key images.
     """
 
-    def __init__(self, output_dir: str, task: str, threshold: float = 0.5) -> None:
+    def __init__(self, output_dir: str, task: str, threshold: float = 0.5, key_images: bool = True,
+                 uneven_spacing: str = "resample", min_finding_ml: float = 0.0) -> None:
         super().__init__(output_dir, task, threshold)
+        if not min_finding_ml >= 0.0:
+            raise ValueError(f"min_finding_ml is a volume in mL, 0 or more, got {min_finding_ml}")
+        self.key_images = key_images
+        self.min_finding_ml = float(min_finding_ml)
+        self.loader = LoadCTd(keys="image", uneven_spacing=uneven_spacing)
         self.findings: list[dict[str, Any]] = []
+        self.images: dict[tuple[str, int], str] = {}
 
     def _reset(self, engine: Engine) -> None:
         super()._reset(engine)
-        self.findings = []
+        self.findings, self.images = [], {}
+
+    def _write_key_images(self, item: dict, case: str, labels: np.ndarray, lesions: list, affine: np.ndarray) -> None:
+        """Key images of ``lesions`` over the input read again in HU; a warning (no images) when that fails."""
+        source = source_path(item)
+        try:
+            image = torch.as_tensor(self.loader({"image": source})["image"])[0].float().cpu().numpy()
+            written = write_key_images(self.output_dir, case, image, labels, lesions, affine, axial_axis(affine))
+        except (OSError, RuntimeError, ValueError) as err:
+            self.logger.warning(f"{case}: no key images of its findings ({err})")
+            return
+        self.images.update({(case, lesion): name for lesion, name in written.items()})
 
     def _collect(self, engine: Engine) -> None:
         for item, output in zip(engine.state.batch, engine.state.output):
@@ -115,10 +144,16 @@ class VolumePredictionWriter(PerVolumeRows):
                 pred = torch.as_tensor(output["pred"]) > 0.5
                 voxels = int(pred.sum())
                 affine = affine_of(item, output, first="pred")
-                lesions = find_lesions(pred.cpu().numpy(), np.asarray(torch.as_tensor(affine, dtype=torch.float64)))
-                row.update(lesion_voxels=voxels, lesion_ml=voxels * voxel_volume_ml(affine),
-                           decision=int(voxels > 0), lesions=len(lesions))
+                world = np.asarray(torch.as_tensor(affine, dtype=torch.float64))
+                voxel_ml = voxel_volume_ml(affine)
+                min_voxels = max(1, math.ceil(self.min_finding_ml / voxel_ml - 1e-9))
+                labels, lesions = label_lesions(pred.cpu().numpy(), world, min_voxels=min_voxels)
+                unlisted = voxels - sum(f.voxels for f in lesions)
+                row.update(lesion_voxels=voxels, lesion_ml=voxels * voxel_ml, decision=int(voxels > 0),
+                           lesions=len(lesions), unlisted_ml=unlisted * voxel_ml)
                 self.findings.extend({"case_id": row["case_id"], **f.as_dict()} for f in lesions)
+                if self.key_images and lesions:
+                    self._write_key_images(item, row["case_id"], labels, lesions, world)
             self.rows.append(row)
             self.logger.info(", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
@@ -136,4 +171,9 @@ class VolumePredictionWriter(PerVolumeRows):
                      **dict(zip(("centroid_x_mm", "centroid_y_mm", "centroid_z_mm"), f["centroid_mm"]))}
                     for f in self.findings]
             atomic_write_csv(self.output_dir / "findings.csv", flat, columns=FINDING_COLUMNS)
+            if self.key_images:
+                unlisted = {row["case_id"]: row["unlisted_ml"] for row in self.rows}
+                write_findings_html(self.output_dir / "findings.html", by_case, self.images, unlisted,
+                                    notes=[f"{len(self.rows)} scan(s), {len(self.findings)} lesion(s) of "
+                                           f"{self.min_finding_ml:g} mL or more."])
         self.logger.info(f"{len(self.rows)} volume result(s) written to {self.output_dir}")

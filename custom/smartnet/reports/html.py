@@ -9,9 +9,9 @@ from typing import Any, Sequence
 
 from ..storage import atomic_write_text
 
-__all__ = ["write_html"]
+__all__ = ["STYLE", "table", "write_html"]
 
-_STYLE = """
+STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1100px; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
@@ -27,7 +27,7 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(rows: Sequence[dict]) -> str:
+def table(rows: Sequence[dict]) -> str:
     if not rows:
         return "<p>(none)</p>"
     columns: list[str] = []
@@ -48,13 +48,13 @@ def write_html(
 ) -> Path:
     """Write ``path`` (atomically). ``figures``: ``(file name relative to path's folder, caption)``."""
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
     parts += [f"<p>{html.escape(note)}</p>" for note in notes]
-    parts += ["<h2>Metrics (95% bootstrap confidence intervals)</h2>", _table(metric_rows)]
+    parts += ["<h2>Metrics (95% bootstrap confidence intervals)</h2>", table(metric_rows)]
     parts += ["<h2>Figures</h2>"]
     for name, caption in figures:
         parts.append(f"<figure><img src='{html.escape(name)}' alt='{html.escape(caption)}'>"
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-    parts += [f"<h2>Per case ({len(per_case)})</h2>", _table(per_case), "</body></html>"]
+    parts += [f"<h2>Per case ({len(per_case)})</h2>", table(per_case), "</body></html>"]
     atomic_write_text(path, "\n".join(parts) + "\n")
     return Path(path)
