@@ -152,6 +152,43 @@ def test_segmenter_predictions_come_with_a_finding_per_lesion(tmp_path):
     assert open(tmp_path / "findings.csv").readline().startswith("case_id,lesion,voxels,volume_ml")
 
 
+def test_findings_carry_the_classifiers_probabilities_of_each_scan(tmp_path):
+    """The classifier's predictions.json, as its writer leaves it, joined to the segmenter's findings by case; a file
+    that is not one is a settings error naming it."""
+    import json
+
+    import torch
+    from monai.data import MetaTensor
+
+    from smartnet.errors import SettingsError
+    from smartnet.handlers import VolumePredictionWriter
+
+    cls_items = [([{"case_id": case}], [{"pred": torch.tensor([p]), "pred_subtypes": torch.tensor([0.1, 0.2, 0.3,
+                                                                                                   0.4, p])}])
+                 for case, p in (("bleed", 0.9), ("normal", 0.2))]
+    _run_collecting(VolumePredictionWriter(str(tmp_path / "cls"), task="cls"), cls_items)
+    mask = torch.zeros(1, 20, 20, 4)
+    mask[0, 5:9, 5:9, 1:3] = 1
+    affine = torch.diag(torch.tensor([1.0, 1.0, 5.0, 1.0]))
+    seg_items = [([{"case_id": case, "image": MetaTensor(m, affine=affine)}], [{"pred": MetaTensor(m, affine=affine)}])
+                 for case, m in (("bleed", mask), ("unseen", mask))]
+    writer = VolumePredictionWriter(str(tmp_path / "seg"), task="seg", classifier_predictions=str(tmp_path / "cls"))
+    _run_collecting(writer, seg_items)
+    classifier = json.loads((tmp_path / "seg" / "findings.json").read_text())["classifier"]
+    assert classifier["cases"] == {"bleed": {"probability": pytest.approx(0.9), "decision": 1,
+                                             "p_epidural": pytest.approx(0.1), "p_intraparenchymal": pytest.approx(0.2),
+                                             "p_intraventricular": pytest.approx(0.3),
+                                             "p_subarachnoid": pytest.approx(0.4), "p_subdural": pytest.approx(0.9)}}
+    page = (tmp_path / "seg" / "findings.html").read_text()
+    assert "Volume classifier (this scan): haemorrhage 0.90, epidural 0.10" in page
+    assert page.count("Volume classifier") == 1  # the case the classifier did not see has no line
+    for bad in (tmp_path / "nowhere", tmp_path / "seg" / "findings.json"):
+        with pytest.raises(SettingsError, match="not a volume classifier's predictions.json"):
+            VolumePredictionWriter(str(tmp_path / "x"), task="seg", classifier_predictions=str(bad))
+    with pytest.raises(SettingsError, match="min_finding_ml"):
+        VolumePredictionWriter(str(tmp_path / "x"), task="seg", min_finding_ml=-1)
+
+
 def test_volume_evaluation_report_of_the_segmenter_on_known_masks(tmp_path):
     """Dice per haemorrhage volume, false-positive mL per volume and over the lesion-free ones, padded slices left
     out (``depth``), from masks whose answers are known."""

@@ -12,7 +12,9 @@ for the segmenter ``findings.json`` / ``findings.csv``: each connected lesion of
 ABC/2, largest axial diameter (mm), slice range, key slice and side (``smartnet.findings``; parts under
 ``min_finding_ml`` are not listed, their volume per case is ``unlisted_ml`` in the predictions), and ``findings.html``
 with each lesion's key image (``findings/<case>_lesion<k>.png``, ``smartnet.reports.finding_images``; the image is
-read again from the input, so that it shows the input's own pixels in HU).
+read again from the input, so that it shows the input's own pixels in HU). Given the volume classifier's
+``predictions.json`` of the same inputs (``classifier_predictions``), the findings carry each scan's haemorrhage and
+subtype probabilities from it (scan-level: the classifier decides per scan, not per lesion).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
+from ..errors import SettingsError
 from ..findings import axial_axis, label_lesions
 from ..reports.finding_images import write_findings_html, write_key_images
 from ..storage import atomic_write_csv, atomic_write_text
@@ -36,7 +39,7 @@ from .volume_rows import PerVolumeRows, affine_of, source_path, subtype_columns,
 
 Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 
-__all__ = ["SliceProbabilityWriter", "VolumePredictionWriter", "axial_axis"]
+__all__ = ["SliceProbabilityWriter", "VolumePredictionWriter", "axial_axis", "read_classifier_predictions"]
 
 FINDING_COLUMNS = ["case_id", "lesion", "voxels", "volume_ml", "abc2_ml", "max_axial_diameter_mm", "first_slice",
                    "last_slice", "largest_slice", "side", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm"]
@@ -92,6 +95,29 @@ class SliceProbabilityWriter(Collector):
         self.logger.info(f"wrote slice probabilities of {len(self.volumes)} volume(s) to {self.output_dir}")
 
 
+def read_classifier_predictions(path: str | Path) -> dict[str, Any]:
+    """``{"source", "threshold", "cases": {case_id: {"probability", "decision", "p_<subtype>"...}}}`` from a volume
+    classifier's ``predictions.json`` (``path`` the file or its folder).
+
+    Raises:
+        SettingsError: no such file, or a file without a classifier's per-volume probabilities.
+    """
+    source = Path(path).expanduser()
+    if source.is_dir():
+        source = source / "predictions.json"
+    try:
+        body = json.loads(source.read_text())
+        rows = body["volumes"]
+        cases = {str(r["case_id"]): {k: v for k, v in r.items() if k == "decision" or k == "probability"
+                                     or k.startswith("p_")} for r in rows}
+        if any("probability" not in c for c in cases.values()):
+            raise KeyError("probability")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SettingsError(f"classifier_predictions {source}: not a volume classifier's predictions.json "
+                         f"(smartnet_down_cls inference output): {err!r}") from err
+    return {"source": str(source), "threshold": body.get("threshold"), "cases": cases}
+
+
 class VolumePredictionWriter(PerVolumeRows):
     """Per-volume inference results (``predictions.csv`` / ``.json``); see the module docstring.
 
@@ -103,15 +129,23 @@ class VolumePredictionWriter(PerVolumeRows):
         key_images: segmenter: write ``findings.html`` with a key image per lesion.
         min_finding_ml: segmenter: connected parts of the mask smaller than this (mL) are not listed as findings
             (the voxel-sized fragments at a resampled mask's edge); the mask keeps them.
+        classifier_predictions: segmenter: the volume classifier's ``predictions.json`` (or the folder holding it)
+            of the same inputs, or ``""``; its probabilities per scan go into ``findings.json`` / ``findings.html``.
+
+    Raises:
+        SettingsError: a negative ``min_finding_ml``, or a ``classifier_predictions`` that is not a classifier's
+            predictions file.
         uneven_spacing: how the inference read its inputs (``uneven_slice_spacing``), to read them again the same way
             for the key images.
     """
 
     def __init__(self, output_dir: str, task: str, threshold: float = 0.5, key_images: bool = True,
-                 uneven_spacing: str = "resample", min_finding_ml: float = 0.0) -> None:
+                 uneven_spacing: str = "resample", min_finding_ml: float = 0.0,
+                 classifier_predictions: str = "") -> None:
         super().__init__(output_dir, task, threshold)
         if not min_finding_ml >= 0.0:
-            raise ValueError(f"min_finding_ml is a volume in mL, 0 or more, got {min_finding_ml}")
+            raise SettingsError(f"min_finding_ml is a volume in mL, 0 or more, got {min_finding_ml}")
+        self.classifier = read_classifier_predictions(classifier_predictions) if classifier_predictions else None
         self.key_images = key_images
         self.min_finding_ml = float(min_finding_ml)
         self.loader = LoadCTd(keys="image", uneven_spacing=uneven_spacing)
@@ -166,7 +200,12 @@ class VolumePredictionWriter(PerVolumeRows):
             by_case: dict[str, list] = {row["case_id"]: [] for row in self.rows}
             for finding in self.findings:
                 by_case[finding["case_id"]].append({k: v for k, v in finding.items() if k != "case_id"})
-            atomic_write_text(self.output_dir / "findings.json", json.dumps({"cases": by_case}, indent=4) + "\n")
+            payload = {"cases": by_case}
+            if self.classifier is not None:
+                payload["classifier"] = {"source": self.classifier["source"], "threshold": self.classifier["threshold"],
+                                         "cases": {case: self.classifier["cases"][case] for case in by_case
+                                                   if case in self.classifier["cases"]}}
+            atomic_write_text(self.output_dir / "findings.json", json.dumps(payload, indent=4) + "\n")
             flat = [{**{k: v for k, v in f.items() if k != "centroid_mm"},
                      **dict(zip(("centroid_x_mm", "centroid_y_mm", "centroid_z_mm"), f["centroid_mm"]))}
                     for f in self.findings]
@@ -174,6 +213,7 @@ class VolumePredictionWriter(PerVolumeRows):
             if self.key_images:
                 unlisted = {row["case_id"]: row["unlisted_ml"] for row in self.rows}
                 write_findings_html(self.output_dir / "findings.html", by_case, self.images, unlisted,
+                                    payload.get("classifier", {}).get("cases"),
                                     notes=[f"{len(self.rows)} scan(s), {len(self.findings)} lesion(s) of "
                                            f"{self.min_finding_ml:g} mL or more."])
         self.logger.info(f"{len(self.rows)} volume result(s) written to {self.output_dir}")

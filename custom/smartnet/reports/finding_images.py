@@ -113,7 +113,7 @@ _SHOWN = ["lesion", "volume_ml", "abc2_ml", "max_axial_diameter_mm", "side", "fi
 
 def write_findings_html(path: Path, cases: Mapping[str, Sequence[Mapping[str, Any]]],
                         images: Mapping[tuple[str, int], str], unlisted_ml: Mapping[str, float] | None = None,
-                        notes: Sequence[str] = ()) -> Path:
+                        classifier: Mapping[str, Mapping[str, Any]] | None = None, notes: Sequence[str] = ()) -> Path:
     """Write ``findings.html`` (atomically): per case its lesions' table and each lesion's key image.
 
     Args:
@@ -121,6 +121,8 @@ def write_findings_html(path: Path, cases: Mapping[str, Sequence[Mapping[str, An
         cases: ``{case_id: [finding dicts]}`` as in ``findings.json`` (every case, lesion-free ones with ``[]``).
         images: ``{(case_id, lesion): image path relative to the page}``; a lesion without one is listed without.
         unlisted_ml: ``{case_id: mL}`` of mask volume in parts too small to be listed (shown beside the case).
+        classifier: ``{case_id: {"probability": p, "p_<subtype>": p, ...}}`` from the volume classifier, shown per
+            case (scan-level probabilities).
         notes: paragraphs under the title.
     """
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>SMART-Net findings</title>",
@@ -136,6 +138,11 @@ def write_findings_html(path: Path, cases: Mapping[str, Sequence[Mapping[str, An
         small = float((unlisted_ml or {}).get(case, 0.0))
         extra = f" (and {small:.2f} mL in smaller parts, not listed)" if small > 0 else ""
         parts.append(f"<h2>{html.escape(case)}: {len(findings)} lesion(s), {total:.2f} mL{extra}</h2>")
+        scores = (classifier or {}).get(case)
+        if scores:
+            named = [f"haemorrhage {float(scores['probability']):.2f}"]
+            named += [f"{k[2:]} {float(v):.2f}" for k, v in scores.items() if k.startswith("p_")]
+            parts.append(f"<p>Volume classifier (this scan): {html.escape(', '.join(named))}</p>")
         if not findings:
             parts.append("<p>No lesion found.</p>")
             continue
