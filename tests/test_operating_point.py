@@ -102,3 +102,35 @@ def test_slice_model_gets_a_volume_threshold_of_its_own():
     assert record["volume_sensitivity"] == 1.0 and record["volume_specificity"] == 1.0
     assert 0.15 < record["volume_threshold"] < 0.30
     assert record["threshold"] < 0.30  # slice level: positives are the 0.30 and 0.35 slices
+
+
+def test_subtypes_get_thresholds_of_their_own_chosen_and_stored_like_the_any_threshold(tmp_path):
+    """Per subtype a threshold on the validation volumes by the same rule (0.5 where a subtype has one class only),
+    stored in the checkpoint as plain data and read back with explicit values winning."""
+    from smartnet.operating_point import stored_subtype_thresholds
+
+    point = OperatingPoint("youden")
+    # five volumes: epidural at 0.20-0.25 against 0.02-0.05 (uncalibrated, perfectly separated); subdural in none
+    sub_scores = [[0.20, 0.1, 0.1, 0.1, 0.3], [0.25, 0.1, 0.1, 0.1, 0.3], [0.05, 0.1, 0.1, 0.1, 0.3],
+                  [0.02, 0.1, 0.1, 0.1, 0.3], [0.04, 0.1, 0.1, 0.1, 0.3]]
+    sub_labels = [[1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 1, 0, 0, 0]]
+    outputs = [[{"pred": torch.tensor([0.9 if any(y) else 0.1]), "label": torch.tensor([float(any(y))]),
+                 "pred_subtypes": torch.tensor(p), "label_subtypes": torch.tensor(y, dtype=torch.float32)}]
+               for p, y in zip(sub_scores, sub_labels)]
+    evaluator = Engine(lambda engine, batch: batch)
+    OperatingPointSelector(point).attach(evaluator)
+    evaluator.run(outputs, max_epochs=1)
+    thresholds = point.record["subtype_thresholds"]
+    assert 0.05 < thresholds["epidural"] < 0.20 and point.record["subtype_rates"]["epidural"] == [1.0, 1.0]
+    assert thresholds["subdural"] == 0.5  # no positive validation volume: nothing to choose
+    path = tmp_path / "model.pt"
+    torch.save({"model": {}, "operating_point": point.state_dict()}, path)
+    state = torch.load(path, weights_only=True)
+    assert "subtype_rates" not in state["operating_point"]  # logs only
+    assert stored_subtype_thresholds(path) == pytest.approx(thresholds)
+    assert stored_subtype_thresholds(path, {"subdural": 0.3})["subdural"] == 0.3
+    assert stored_subtype_thresholds(tmp_path / "missing.pt") == {name: 0.5 for name in thresholds}
+    with pytest.raises(ValueError, match="the subtypes are"):
+        stored_subtype_thresholds(path, {"chronic": 0.3})
+    with pytest.raises(ValueError, match="probability"):
+        stored_subtype_thresholds(path, {"subdural": 1.5})

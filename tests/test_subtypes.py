@@ -200,8 +200,18 @@ def test_evaluation_and_prediction_files_carry_subtypes(tmp_path):
     with open(tmp_path / "eval" / "per_case.csv", newline="") as handle:
         row = next(csv.DictReader(handle))
     assert float(row["p_epidural"]) == pytest.approx(0.8) and row["label_epidural"] == "1"
-    writer = VolumePredictionWriter(str(tmp_path / "pred"), task="cls")
+    # decisions at the subtype thresholds chosen on validation: subdural at 0.75 misses the 0.7 case
+    chosen = {"subdural": 0.75}
+    report = VolumeEvaluationReport(str(tmp_path / "eval_op"), task="cls", subtype_thresholds=chosen)
+    _run_once(report, items)
+    assert report.results["metrics"]["subdural_sensitivity"] == 0.0
+    assert report.results["metrics"]["epidural_sensitivity"] == 1.0  # not named: 0.5
+    assert report.results["summary"]["subtype_thresholds"]["subdural"] == 0.75
+    writer = VolumePredictionWriter(str(tmp_path / "pred"), task="cls", subtype_thresholds={"epidural": 0.85})
     _run_once(writer, [([{"case_id": "c0"}], [{"pred": torch.tensor([0.9]),
                                               "pred_subtypes": torch.tensor(cases[0][3])}])])
-    written = json.loads((tmp_path / "pred" / "predictions.json").read_text())["volumes"][0]
+    body = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    written = body["volumes"][0]
     assert [round(written[f"p_{n}"], 4) for n in names] == [0.8, 0.1, 0.1, 0.1, 0.2]
+    assert [written[f"decision_{n}"] for n in names] == [0, 0, 0, 0, 0]  # epidural 0.8 < 0.85
+    assert body["subtype_thresholds"]["epidural"] == 0.85 and body["subtype_thresholds"]["subdural"] == 0.5

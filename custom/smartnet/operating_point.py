@@ -10,7 +10,9 @@ validation set, by one of two rules:
 
 ``OperatingPoint`` holds the choice. It has ``state_dict`` / ``load_state_dict``, so a ``CheckpointSaver`` stores it
 beside the model as plain numbers and strings (loadable with ``torch.load(weights_only=True)``), and
-``stored_threshold`` reads it back for evaluation, inference and MONAI Label.
+``stored_threshold`` reads it back for evaluation, inference and MONAI Label. A classifier with the subtype head
+gets a threshold per subtype too, by the same rule on its validation subtype labels (``subtype_thresholds``;
+``stored_subtype_thresholds`` reads them; 0.5 for a subtype without positive and negative validation volumes).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from .checkpoints import load_checkpoint
+from .vocabulary import SUBTYPES
 
-__all__ = ["METHODS", "OperatingPoint", "choose_threshold", "stored_threshold", "DEFAULT_THRESHOLD"]
+__all__ = ["METHODS", "OperatingPoint", "choose_threshold", "stored_threshold", "stored_subtype_thresholds",
+           "DEFAULT_THRESHOLD"]
 
 METHODS = ("youden", "sensitivity", "fixed")
 DEFAULT_THRESHOLD = 0.5
@@ -122,24 +126,39 @@ class OperatingPoint:
         return float(self.record["threshold"])
 
     def update(self, scores: np.ndarray, labels: np.ndarray, volume_scores: np.ndarray | None = None,
-               volume_labels: np.ndarray | None = None) -> dict[str, Any]:
+               volume_labels: np.ndarray | None = None, subtype_scores: np.ndarray | None = None,
+               subtype_labels: np.ndarray | None = None) -> dict[str, Any]:
         """Choose the threshold on these validation scores and labels; returns (and keeps) the record.
 
         With ``volume_scores`` / ``volume_labels`` (per-volume scores of a slice model, e.g. the maximum slice
         probability) a second threshold is chosen for volume decisions: ``volume_threshold``,
         ``volume_sensitivity``, ``volume_specificity``. A slice threshold applied to the maximum over 30 slices
         would call almost every volume positive.
+
+        With ``subtype_scores`` / ``subtype_labels`` (``(N, 5)``, the subtypes in ``SUBTYPES[1:]`` order) a threshold
+        per subtype: ``subtype_thresholds`` ``{name: threshold}`` (0.5 where the validation volumes hold one class
+        only); their validation sensitivity and specificity are in ``subtype_rates`` ``{name: [sens, spec]}`` (NaN
+        for a missing class).
         """
         record = choose_threshold(scores, labels, self.method, self.target_sensitivity, self.threshold)
         if volume_scores is not None and volume_labels is not None:
             fallback = float(self.record.get("volume_threshold", record["threshold"]))
             volume = choose_threshold(volume_scores, volume_labels, self.method, self.target_sensitivity, fallback)
             record.update({f"volume_{k}": volume[k] for k in ("threshold", "sensitivity", "specificity")})
+        if subtype_scores is not None and subtype_labels is not None:
+            sub_scores = np.asarray(subtype_scores, dtype=np.float64).reshape(-1, len(SUBTYPES) - 1)
+            sub_labels = np.asarray(subtype_labels).reshape(-1, len(SUBTYPES) - 1)
+            chosen = {name: choose_threshold(sub_scores[:, i], sub_labels[:, i], self.method, self.target_sensitivity)
+                      for i, name in enumerate(SUBTYPES[1:])}
+            record["subtype_thresholds"] = {name: c["threshold"] for name, c in chosen.items()}
+            record["subtype_rates"] = {name: [c["sensitivity"], c["specificity"]] for name, c in chosen.items()}
         self.record = record
         return self.record
 
     def state_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.record.items() if not (isinstance(v, float) and math.isnan(v))}
+        """The record as plain data, without NaN rates (``subtype_rates`` is for the logs only)."""
+        return {k: v for k, v in self.record.items()
+                if not (isinstance(v, float) and math.isnan(v)) and k != "subtype_rates"}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.record = dict(state)
@@ -172,3 +191,31 @@ def stored_threshold(
         f"decision {key} {threshold:.4f} from {path.name} ({record.get('method', '?')} on the validation set)"
     )
     return threshold
+
+
+def stored_subtype_thresholds(checkpoint_path: str | os.PathLike,
+                              explicit: dict[str, float] | None = None) -> dict[str, float]:
+    """The decision threshold of each subtype (``{name: threshold}`` over ``SUBTYPES[1:]``): ``explicit`` values where
+    given, else those stored in the checkpoint's operating point, else ``DEFAULT_THRESHOLD`` (0.5; a checkpoint
+    without the subtype head, or from before subtype thresholds).
+
+    Raises:
+        ValueError: an explicit threshold outside [0, 1] or for a name that is not a subtype.
+    """
+    explicit = dict(explicit or {})
+    unknown = sorted(set(explicit) - set(SUBTYPES[1:]))
+    if unknown:
+        raise ValueError(f"subtype thresholds for {unknown}: the subtypes are {list(SUBTYPES[1:])}")
+    try:
+        state = load_checkpoint(Path(checkpoint_path).expanduser())
+    except Exception:  # missing or unreadable: the checkpoint loader reports it
+        state = {}
+    record = state.get(CHECKPOINT_KEY) if isinstance(state, dict) else None
+    stored = record.get("subtype_thresholds", {}) if isinstance(record, dict) else {}
+    thresholds = {}
+    for name in SUBTYPES[1:]:
+        value = float(explicit.get(name, stored.get(name, DEFAULT_THRESHOLD)))
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"the {name} threshold is a probability in [0, 1], got {value}")
+        thresholds[name] = value
+    return thresholds

@@ -178,7 +178,10 @@ def test_findings_carry_the_classifiers_probabilities_of_each_scan(tmp_path):
     assert classifier["cases"] == {"bleed": {"probability": pytest.approx(0.9), "decision": 1,
                                              "p_epidural": pytest.approx(0.1), "p_intraparenchymal": pytest.approx(0.2),
                                              "p_intraventricular": pytest.approx(0.3),
-                                             "p_subarachnoid": pytest.approx(0.4), "p_subdural": pytest.approx(0.9)}}
+                                             "p_subarachnoid": pytest.approx(0.4), "p_subdural": pytest.approx(0.9),
+                                             "decision_epidural": 0, "decision_intraparenchymal": 0,
+                                             "decision_intraventricular": 0, "decision_subarachnoid": 0,
+                                             "decision_subdural": 1}}
     page = (tmp_path / "seg" / "findings.html").read_text()
     assert "Volume classifier (this scan): haemorrhage 0.90, epidural 0.10" in page
     assert page.count("Volume classifier") == 1  # the case the classifier did not see has no line

@@ -12,7 +12,8 @@
 * classifier (``task="cls"``): per case the probability, label and decision; volume AUROC, F1, accuracy,
   sensitivity and specificity at ``threshold``; with the subtype head (``pred_subtypes`` / ``label_subtypes`` in the
   outputs) per case ``p_<subtype>`` and ``label_<subtype>``, and per subtype AUROC, sensitivity and specificity at
-  0.5 (``<subtype>_auroc``, ...) with the challenge's weighted log loss over "any" and the subtypes
+  its stored threshold (``subtype_thresholds``, chosen on validation; 0.5 where none) (``<subtype>_auroc``, ...)
+  with the challenge's weighted log loss over "any" and the subtypes
   (``weighted_log_loss``);
 * segmenter (``task="seg"``): per case the Dice, true / predicted / false-positive lesion volume in mL (from the voxel
   spacing of the evaluated image); mean Dice over haemorrhage volumes and mean false-positive mL over all and over
@@ -179,11 +180,14 @@ class VolumeEvaluationReport(PerVolumeRows):
         task: "cls" or "seg".
         threshold: decision threshold on the volume probability (classifier).
         prefix: file-name prefix.
+        subtype_thresholds: ``{subtype: threshold}`` of the subtype head's decisions (a subtype not named: 0.5).
     """
 
-    def __init__(self, output_dir: str, task: str, threshold: float = 0.5, prefix: str = "") -> None:
+    def __init__(self, output_dir: str, task: str, threshold: float = 0.5, prefix: str = "",
+                 subtype_thresholds: dict[str, float] | None = None) -> None:
         super().__init__(output_dir, task, threshold)
         self.prefix = prefix
+        self.subtype_thresholds = {name: float((subtype_thresholds or {}).get(name, 0.5)) for name in SUBTYPES[1:]}
         self.results: dict[str, Any] = {}
 
     def _collect(self, engine: Engine) -> None:
@@ -235,6 +239,7 @@ class VolumeEvaluationReport(PerVolumeRows):
         if any(f"label_{SUBTYPES[1]}" in r for r in self.rows):
             summary.update({f"{name}_volumes": sum(r.get(f"label_{name}", 0) for r in self.rows)
                             for name in SUBTYPES[1:]})
+            summary["subtype_thresholds"] = self.subtype_thresholds
         self.results = {"metrics": metrics, "summary": summary}
         atomic_write_text(self.output_dir / f"{self.prefix}metrics.json", json.dumps(self.results, indent=4) + "\n")
         atomic_write_csv(self.output_dir / f"{self.prefix}per_case.csv", self.rows)
@@ -243,15 +248,15 @@ class VolumeEvaluationReport(PerVolumeRows):
         self.logger.info(f"results written to {self.output_dir}")
 
     def _subtype_metrics(self, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-        """Per subtype AUROC / sensitivity / specificity at 0.5 and the weighted log loss, for rows that have both
-        subtype probabilities and labels (none without the subtype head)."""
+        """Per subtype AUROC / sensitivity / specificity at its threshold and the weighted log loss, for rows that
+        have both subtype probabilities and labels (none without the subtype head)."""
         names = SUBTYPES[1:]
         if not self.rows or not all(f"p_{names[0]}" in r and f"label_{names[0]}" in r for r in self.rows):
             return {}
         metrics: dict[str, float] = {}
         for name in names:
             sub = binary_scores(np.array([r[f"label_{name}"] for r in self.rows], dtype=bool),
-                                np.array([r[f"p_{name}"] for r in self.rows]), 0.5)
+                                np.array([r[f"p_{name}"] for r in self.rows]), self.subtype_thresholds[name])
             metrics.update({f"{name}_{k}": sub[k] for k in ("auroc", "sensitivity", "specificity")})
         all_labels = np.column_stack([labels] + [[r[f"label_{n}"] for r in self.rows] for n in names])
         all_probs = np.column_stack([scores] + [[r[f"p_{n}"] for r in self.rows] for n in names])

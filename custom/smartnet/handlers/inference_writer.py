@@ -6,15 +6,16 @@ reads ``pred_cls`` from each output: the slice-probability channel already broug
 superior-inferior, so slice indices are those of the input file as stored.
 
 ``VolumePredictionWriter`` (downstream bundles) writes ``predictions.csv`` and ``predictions.json``: per case the
-probability and decision (classifier; with the subtype head also ``p_<subtype>``, the probability of each
-subtype) or the lesion volume in mL of the written mask (segmenter, measured in the original image geometry), and
-for the segmenter ``findings.json`` / ``findings.csv``: each connected lesion of the mask with its volume (mL),
-ABC/2, largest axial diameter (mm), slice range, key slice and side (``smartnet.findings``; parts under
-``min_finding_ml`` are not listed, their volume per case is ``unlisted_ml`` in the predictions), and ``findings.html``
-with each lesion's key image (``findings/<case>_lesion<k>.png``, ``smartnet.reports.finding_images``; the image is
-read again from the input, so that it shows the input's own pixels in HU). Given the volume classifier's
-``predictions.json`` of the same inputs (``classifier_predictions``), the findings carry each scan's haemorrhage and
-subtype probabilities from it (scan-level: the classifier decides per scan, not per lesion).
+probability and decision (classifier; with the subtype head also ``p_<subtype>`` and ``decision_<subtype>``, the
+probability of each subtype and the decision at its threshold) or the lesion volume in mL of the written mask
+(segmenter, measured in the original image geometry), and for the segmenter ``findings.json`` / ``findings.csv``: each
+connected lesion of the mask with its volume (mL), ABC/2, largest axial diameter (mm), slice range, key slice and side
+(``smartnet.findings``; parts under ``min_finding_ml`` are not listed, their volume per case is ``unlisted_ml`` in the
+predictions), and ``findings.html`` with each lesion's key image (``findings/<case>_lesion<k>.png``,
+``smartnet.reports.finding_images``; the image is read again from the input, so that it shows the input's own pixels in
+HU). Given the volume classifier's ``predictions.json`` of the same inputs (``classifier_predictions``), the findings
+carry each scan's haemorrhage and subtype probabilities from it (scan-level: the classifier decides per scan, not per
+lesion).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..errors import SettingsError
 from ..findings import axial_axis, label_lesions
 from ..reports.finding_images import write_findings_html, write_key_images
 from ..storage import atomic_write_csv, atomic_write_text
+from ..vocabulary import SUBTYPES
 from ..transforms.io import LoadCTd
 from .collector import Collector
 from .volume_rows import PerVolumeRows, affine_of, source_path, subtype_columns, voxel_volume_ml
@@ -108,8 +110,8 @@ def read_classifier_predictions(path: str | Path) -> dict[str, Any]:
     try:
         body = json.loads(source.read_text())
         rows = body["volumes"]
-        cases = {str(r["case_id"]): {k: v for k, v in r.items() if k == "decision" or k == "probability"
-                                     or k.startswith("p_")} for r in rows}
+        cases = {str(r["case_id"]): {k: v for k, v in r.items() if k in ("probability", "decision")
+                                     or k.startswith(("p_", "decision_"))} for r in rows}
         if any("probability" not in c for c in cases.values()):
             raise KeyError("probability")
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -131,6 +133,7 @@ class VolumePredictionWriter(PerVolumeRows):
             (the voxel-sized fragments at a resampled mask's edge); the mask keeps them.
         classifier_predictions: segmenter: the volume classifier's ``predictions.json`` (or the folder holding it)
             of the same inputs, or ``""``; its probabilities per scan go into ``findings.json`` / ``findings.html``.
+        subtype_thresholds: classifier: ``{subtype: threshold}`` of the subtype decisions (a subtype not named: 0.5).
 
     Raises:
         SettingsError: a negative ``min_finding_ml``, or a ``classifier_predictions`` that is not a classifier's
@@ -141,8 +144,9 @@ class VolumePredictionWriter(PerVolumeRows):
 
     def __init__(self, output_dir: str, task: str, threshold: float = 0.5, key_images: bool = True,
                  uneven_spacing: str = "resample", min_finding_ml: float = 0.0,
-                 classifier_predictions: str = "") -> None:
+                 classifier_predictions: str = "", subtype_thresholds: dict[str, float] | None = None) -> None:
         super().__init__(output_dir, task, threshold)
+        self.subtype_thresholds = {name: float((subtype_thresholds or {}).get(name, 0.5)) for name in SUBTYPES[1:]}
         if not min_finding_ml >= 0.0:
             raise SettingsError(f"min_finding_ml is a volume in mL, 0 or more, got {min_finding_ml}")
         self.classifier = read_classifier_predictions(classifier_predictions) if classifier_predictions else None
@@ -173,7 +177,10 @@ class VolumePredictionWriter(PerVolumeRows):
             if self.task == "cls":
                 prob = float(torch.as_tensor(output["pred"]).float().flatten()[0])
                 row.update(probability=prob, decision=int(prob >= self.threshold))
-                row.update(subtype_columns(output, "pred_subtypes", "p_"))
+                probabilities = subtype_columns(output, "pred_subtypes", "")
+                row.update({f"p_{name}": p for name, p in probabilities.items()})
+                row.update({f"decision_{name}": int(p >= self.subtype_thresholds[name])
+                            for name, p in probabilities.items()})
             else:
                 pred = torch.as_tensor(output["pred"]) > 0.5
                 voxels = int(pred.sum())
@@ -194,7 +201,9 @@ class VolumePredictionWriter(PerVolumeRows):
     def _finish(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_csv(self.output_dir / "predictions.csv", self.rows)
-        payload = {"threshold": self.threshold, "volumes": self.rows}
+        payload: dict[str, Any] = {"threshold": self.threshold, "volumes": self.rows}
+        if self.task == "cls" and any(f"p_{SUBTYPES[1]}" in row for row in self.rows):
+            payload = {"threshold": self.threshold, "subtype_thresholds": self.subtype_thresholds, "volumes": self.rows}
         atomic_write_text(self.output_dir / "predictions.json", json.dumps(payload, indent=4) + "\n")
         if self.task == "seg":
             by_case: dict[str, list] = {row["case_id"]: [] for row in self.rows}

@@ -131,10 +131,12 @@ def build_report(eval_dir: str | Path, prefix: str = "", n_boot: int = 1000, see
             f"{_at(labels, scores, 0.5)}")
         add(plot_confusion(labels, scores, level_threshold, figures_dir / f"{prefix}confusion_{level}.png",
                            f"{level} level"), f"Confusion matrix, {level} level, threshold {level_threshold:g}")
-    for name in SUBTYPES[1:]:  # the subtype head's outputs, decided at 0.5
+    subtype_thresholds = results.get("summary", {}).get("subtype_thresholds", {})
+    for name in SUBTYPES[1:]:  # the subtype head's outputs, decided at their stored thresholds (0.5 without)
         sub_scores, sub_labels = _column(per_case, f"p_{name}"), _column(per_case, f"label_{name}")
         if sub_scores is not None and sub_labels is not None:
-            stats = binary_metrics_with_ci(sub_labels, sub_scores, 0.5, n_boot=n_boot, seed=seed)
+            stats = binary_metrics_with_ci(sub_labels, sub_scores, float(subtype_thresholds.get(name, 0.5)),
+                                           n_boot=n_boot, seed=seed)
             intervals.update({f"{name}_{k}": stats[k] for k in ("auroc", "sensitivity", "specificity")})
     dice = _column(per_case, "dice")
     if dice is None and any("dice" in r for r in per_case):
