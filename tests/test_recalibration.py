@@ -49,6 +49,33 @@ def test_classifier_threshold_is_chosen_on_the_new_scans_and_stored_with_the_old
     assert stored_threshold(tmp_path / "model.pt") == pytest.approx(record["threshold"])  # what the workflows read
 
 
+def test_subtype_thresholds_are_chosen_again_where_the_scans_hold_both_classes_and_kept_elsewhere(tmp_path):
+    """A subtype classifier: each subtype the new scans hold with and without gets a new threshold, the others keep
+    theirs (nothing stored is dropped)."""
+    from smartnet.operating_point import stored_subtype_thresholds
+    from smartnet.vocabulary import SUBTYPES
+
+    rows = []
+    for i in range(8):
+        row = {"case_id": f"c{i}", "label": int(i >= 4), "probability": 0.1 + 0.1 * i}
+        for name in SUBTYPES[1:]:
+            row[f"p_{name}"], row[f"label_{name}"] = 0.2, 0
+        row["p_subdural"], row["label_subdural"] = (0.6 + 0.01 * i, 1) if i >= 6 else (0.3, 0)
+        rows.append(row)
+    _write_csv(tmp_path / "per_case.csv", rows)
+    state = _checkpoint(tmp_path / "model.pt")
+    stored = {name: 0.4 for name in SUBTYPES[1:]}
+    state["operating_point"]["subtype_thresholds"] = stored
+    torch.save(state, tmp_path / "model.pt")
+    scores = evaluation_scores(tmp_path, "volume_cls")
+    assert {f"subtype:{name}" for name in SUBTYPES[1:]} <= scores.keys()
+    record = rechoose_operating_point(tmp_path / "model.pt", scores)["record"]
+    assert 0.3 < record["subtype_thresholds"]["subdural"] < 0.6  # chosen on the new scans
+    assert record["subtype_thresholds"]["epidural"] == 0.4  # no epidural case there: kept
+    assert record["previous"]["subtype_thresholds"] == stored
+    assert stored_subtype_thresholds(tmp_path / "model.pt") == pytest.approx(record["subtype_thresholds"])
+
+
 def test_upstream_gets_slice_and_volume_thresholds(tmp_path):
     rng = np.random.default_rng(0)
     labels = rng.random(200) < 0.3

@@ -9,7 +9,9 @@ trained bundle on a labelled split of the user's data, picks the threshold there
 checkpoint, where evaluation, inference, reports and the MONAI Label app read it.
 
 The stored record keeps what it replaced (``previous``) and names the data it was chosen on (``chosen_on``); both are
-plain data, so the checkpoint still loads with ``torch.load(weights_only=True)``.
+plain data, so the checkpoint still loads with ``torch.load(weights_only=True)``. A classifier with the subtype head
+gets its subtype thresholds chosen again too, for each subtype the labelled split holds with and without; the others
+keep their stored threshold.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import torch
 
 from .checkpoints import load_checkpoint
 from .errors import SmartNetError
-from .operating_point import CHECKPOINT_KEY, choose_threshold
+from .operating_point import CHECKPOINT_KEY, DEFAULT_THRESHOLD, choose_threshold
 from .storage import atomic_torch_save
+from .vocabulary import SUBTYPES
 
-__all__ = ["OperatingPointError", "SCORE_SOURCES", "evaluation_scores", "rechoose_operating_point"]
+__all__ = ["OperatingPointError", "SCORE_SOURCES", "SUBTYPE_KEY", "evaluation_scores", "rechoose_operating_point"]
 
 
 class OperatingPointError(SmartNetError, ValueError):
@@ -42,6 +45,7 @@ SCORE_SOURCES: dict[str, dict[str, tuple[str, str, str]]] = {
         "volume_threshold": ("per_case.csv", "volume_score", "volume_label"),
     },
 }
+SUBTYPE_KEY = "subtype:"  # score keys ``subtype:<name>``: a subtype head's outputs, from per_case.csv
 
 
 def evaluation_scores(eval_dir: str | os.PathLike, kind: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -54,7 +58,8 @@ def evaluation_scores(eval_dir: str | os.PathLike, kind: str) -> dict[str, tuple
             (``threshold`` from the slice probabilities, ``volume_threshold`` from the per-volume maximum).
 
     Returns:
-        ``{key: (scores (N,) in [0, 1], labels (N,) bool)}``.
+        ``{key: (scores (N,) in [0, 1], labels (N,) bool)}``; for a volume classifier with the subtype head also
+        ``subtype:<name>`` per subtype (its ``p_<name>`` / ``label_<name>`` columns).
 
     Raises:
         OperatingPointError: an unknown kind, a missing file or column.
@@ -74,6 +79,10 @@ def evaluation_scores(eval_dir: str | os.PathLike, kind: str) -> dict[str, tuple
         scores = np.array([float(r[score_column]) for r in rows], dtype=np.float64)
         labels = np.array([float(r[label_column]) > 0 for r in rows], dtype=bool)
         out[key] = (scores, labels)
+        if kind == "volume_cls" and rows and {f"p_{SUBTYPES[1]}", f"label_{SUBTYPES[1]}"} <= rows[0].keys():
+            for sub in SUBTYPES[1:]:
+                out[f"{SUBTYPE_KEY}{sub}"] = (np.array([float(r[f"p_{sub}"]) for r in rows], dtype=np.float64),
+                                              np.array([float(r[f"label_{sub}"]) > 0 for r in rows], dtype=bool))
     return out
 
 
@@ -90,7 +99,8 @@ def rechoose_operating_point(
     Args:
         checkpoint_path: a bundle's ``models/model.pt`` (a dict with ``model`` and ``operating_point``).
         scores: ``{key: (scores, labels)}`` as ``evaluation_scores`` returns them; ``threshold`` is required,
-            ``volume_threshold`` optional.
+            ``volume_threshold`` and ``subtype:<name>`` optional (a subtype the data hold with one class only keeps
+            its stored threshold).
         method, target_sensitivity: the rule (``smartnet.operating_point.choose_threshold``).
         chosen_on: a short description of the data (stored as ``chosen_on``).
         write: replace the checkpoint (atomically: a failed write leaves the old file).
@@ -110,8 +120,16 @@ def rechoose_operating_point(
     if "threshold" not in scores:
         raise OperatingPointError("no slice or volume scores to choose the threshold on")
     record: dict[str, Any] = {}
+    stored_subtypes = dict(previous.get("subtype_thresholds") or {})
+    subtypes: dict[str, float] = {}
     for key, (values, labels) in scores.items():
         labels = np.asarray(labels, dtype=bool)
+        if key.startswith(SUBTYPE_KEY):
+            name = key[len(SUBTYPE_KEY):]
+            kept = float(stored_subtypes.get(name, DEFAULT_THRESHOLD))
+            both = labels.any() and (~labels).any()
+            subtypes[name] = choose_threshold(values, labels, method, target_sensitivity)["threshold"] if both else kept
+            continue
         n_pos, n_neg = int(labels.sum()), int((~labels).sum())
         if n_pos == 0 or n_neg == 0:
             raise OperatingPointError(
@@ -123,8 +141,12 @@ def rechoose_operating_point(
         else:
             prefix = key[: -len("threshold")]
             record.update({f"{prefix}{k}": chosen[k] for k in ("threshold", "sensitivity", "specificity")})
+    if subtypes or stored_subtypes:
+        record["subtype_thresholds"] = {**stored_subtypes, **subtypes}
     record["chosen_on"] = str(chosen_on)
     record["previous"] = {k: float(v) for k, v in previous.items() if k.endswith("threshold")}
+    if stored_subtypes:
+        record["previous"]["subtype_thresholds"] = {k: float(v) for k, v in stored_subtypes.items()}
     if write:
         atomic_torch_save(path, {**state, CHECKPOINT_KEY: record})
         torch.load(path, map_location="cpu", weights_only=True)  # proof that it still loads as plain data
