@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-__all__ = ["Finding", "axial_axis", "find_lesions", "label_lesions"]
+__all__ = ["Finding", "axial_axis", "find_lesions", "label_lesions", "outline"]
 
 
 def axial_axis(affine: np.ndarray) -> int:
@@ -74,7 +74,7 @@ def _diameters(points_mm: np.ndarray) -> tuple[float, float]:
 _CORNERS = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
 
 
-def _edge(mask2d: np.ndarray) -> np.ndarray:
+def outline(mask2d: np.ndarray) -> np.ndarray:
     """The pixels of a 2D mask with a background 4-neighbour (its outline: the diameters only need these)."""
     return mask2d & ~ndimage.binary_erosion(mask2d, border_value=0)
 
@@ -134,8 +134,8 @@ def label_lesions(mask: np.ndarray, affine: np.ndarray, min_voxels: int = 1,
         largest_axial, best_area, best_points, best_z = 0.0, -1, np.zeros((1, 2)), int(slices[0])
         for z in slices:
             in_slice = np.take(labels, int(z), axis=z_axis) == index
-            outline = np.argwhere(_edge(in_slice)).astype(float)
-            corners = np.concatenate([outline + offset for offset in _CORNERS])
+            edge = np.argwhere(outline(in_slice)).astype(float)
+            corners = np.concatenate([edge + offset for offset in _CORNERS])
             grid = np.zeros((len(corners), 3))
             grid[:, plane_axes[0]], grid[:, plane_axes[1]], grid[:, z_axis] = corners[:, 0], corners[:, 1], z
             points = np.unique(np.round((affine[:3, :3] @ grid.T).T @ in_plane, 4), axis=0)

@@ -29,7 +29,7 @@ from .checkpoints import load_checkpoint
 from .vocabulary import SUBTYPES
 
 __all__ = ["METHODS", "OperatingPoint", "choose_threshold", "stored_threshold", "stored_subtype_thresholds",
-           "DEFAULT_THRESHOLD"]
+           "subtype_thresholds_or_default", "DEFAULT_THRESHOLD"]
 
 METHODS = ("youden", "sensitivity", "fixed")
 DEFAULT_THRESHOLD = 0.5
@@ -219,3 +219,8 @@ def stored_subtype_thresholds(checkpoint_path: str | os.PathLike,
             raise ValueError(f"the {name} threshold is a probability in [0, 1], got {value}")
         thresholds[name] = value
     return thresholds
+
+
+def subtype_thresholds_or_default(thresholds: dict[str, float] | None) -> dict[str, float]:
+    """``{name: threshold}`` over ``SUBTYPES[1:]``: the given ones, ``DEFAULT_THRESHOLD`` for the others."""
+    return {name: float((thresholds or {}).get(name, DEFAULT_THRESHOLD)) for name in SUBTYPES[1:]}

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
+from ..operating_point import subtype_thresholds_or_default
 from ..storage import atomic_write_csv, atomic_write_text
 from ..reports.statistics import binary_scores, weighted_log_loss
 from ..vocabulary import SUBTYPE_WEIGHTS, SUBTYPES
@@ -187,7 +188,7 @@ class VolumeEvaluationReport(PerVolumeRows):
                  subtype_thresholds: dict[str, float] | None = None) -> None:
         super().__init__(output_dir, task, threshold)
         self.prefix = prefix
-        self.subtype_thresholds = {name: float((subtype_thresholds or {}).get(name, 0.5)) for name in SUBTYPES[1:]}
+        self.subtype_thresholds = subtype_thresholds_or_default(subtype_thresholds)
         self.results: dict[str, Any] = {}
 
     def _collect(self, engine: Engine) -> None:

@@ -32,6 +32,7 @@ from monai.utils import min_version, optional_import
 
 from ..errors import SettingsError
 from ..findings import axial_axis, label_lesions
+from ..operating_point import subtype_thresholds_or_default
 from ..reports.finding_images import write_findings_html, write_key_images
 from ..storage import atomic_write_csv, atomic_write_text
 from ..vocabulary import SUBTYPES
@@ -146,7 +147,7 @@ class VolumePredictionWriter(PerVolumeRows):
                  uneven_spacing: str = "resample", min_finding_ml: float = 0.0,
                  classifier_predictions: str = "", subtype_thresholds: dict[str, float] | None = None) -> None:
         super().__init__(output_dir, task, threshold)
-        self.subtype_thresholds = {name: float((subtype_thresholds or {}).get(name, 0.5)) for name in SUBTYPES[1:]}
+        self.subtype_thresholds = subtype_thresholds_or_default(subtype_thresholds)
         if not min_finding_ml >= 0.0:
             raise SettingsError(f"min_finding_ml is a volume in mL, 0 or more, got {min_finding_ml}")
         self.classifier = read_classifier_predictions(classifier_predictions) if classifier_predictions else None

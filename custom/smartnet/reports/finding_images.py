@@ -16,8 +16,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
+from ..findings import outline
 from ..storage import atomic_write_text
 from .html import STYLE, table
 
@@ -54,10 +54,6 @@ def radiological_view(plane: np.ndarray, affine: np.ndarray, z_axis: int) -> np.
     return np.ascontiguousarray(view[:, ::-1])  # index up = towards the right: flip, right on the viewer's left
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    return mask & ~ndimage.binary_erosion(mask, border_value=0)
-
-
 def key_image(image_hu: np.ndarray, labels: np.ndarray, lesion: int, z: int, affine: np.ndarray, z_axis: int,
               window: Sequence[float] = BRAIN_WINDOW_HU) -> np.ndarray:
     """The key image of lesion ``lesion`` on slice ``z``: ``(H, W, 3)`` uint8 RGB.
@@ -78,8 +74,8 @@ def key_image(image_hu: np.ndarray, labels: np.ndarray, lesion: int, z: int, aff
     gray = np.kron(gray, np.ones((scale, scale), dtype=np.float32))
     plane_labels = np.kron(plane_labels, np.ones((scale, scale), dtype=plane_labels.dtype))
     rgb = np.repeat((gray * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=-1)
-    rgb[_outline((plane_labels > 0) & (plane_labels != lesion))] = _OTHER_RGB
-    rgb[_outline(plane_labels == lesion)] = _LESION_RGB
+    rgb[outline((plane_labels > 0) & (plane_labels != lesion))] = _OTHER_RGB
+    rgb[outline(plane_labels == lesion)] = _LESION_RGB
     return rgb
 
 
