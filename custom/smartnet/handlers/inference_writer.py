@@ -153,7 +153,8 @@ class VolumePredictionWriter(PerVolumeRows):
         self.classifier = read_classifier_predictions(classifier_predictions) if classifier_predictions else None
         self.key_images = key_images
         self.min_finding_ml = float(min_finding_ml)
-        self.loader = LoadCTd(keys="image", uneven_spacing=uneven_spacing)
+        # re-reads inputs for the key images: the segmenter with key images only
+        self.loader = LoadCTd(keys="image", uneven_spacing=uneven_spacing) if task == "seg" and key_images else None
         self.findings: list[dict[str, Any]] = []
         self.images: dict[tuple[str, int], str] = {}
 
