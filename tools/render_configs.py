@@ -7,6 +7,7 @@ are committed as rendered; what a person edits are the sources, where a shared p
     bundles/_source/downstream/<file>.json   smartnet_down_cls and smartnet_down_seg
     bundles/_source/<bundle>/<file>.json     that bundle alone
 
+Other files in ``_source/all`` (``logging.conf``) are copied to every bundle as they are.
 ``settings.json`` (in any of these folders) goes into both ``train.json`` and ``inference.json``: inference runs
 without ``train.json``, so the settings both need (encoder, image size, HU windows, orientation, ...) are rendered
 into each. Layers are merged from the broadest to the narrowest, dicts key by key; anything else is a leaf, and a
@@ -120,10 +121,18 @@ def _version(text: str) -> tuple:
     return tuple(int(p) if p.isdigit() else -1 for p in text.split("."))
 
 
+def shared_files(source: Path = SOURCE) -> list[Path]:
+    """The files of ``_source/all`` that are not JSON layers (``logging.conf``): every bundle gets them as they are."""
+    return sorted(p for p in (source / "all").iterdir() if p.is_file() and p.suffix != ".json")
+
+
 def render_all(source: Path = SOURCE) -> dict[Path, str]:
     """Every rendered config: ``bundles/<bundle>/configs/<name>`` (relative to ``bundles/``) -> text."""
-    return {Path(bundle) / "configs" / name: render_config(bundle, name, source)
-            for bundle in SCOPES for name in config_files(source)}
+    rendered = {Path(bundle) / "configs" / name: render_config(bundle, name, source)
+                for bundle in SCOPES for name in config_files(source)}
+    for path in shared_files(source):
+        rendered.update({Path(bundle) / "configs" / path.name: path.read_text(encoding="utf-8") for bundle in SCOPES})
+    return rendered
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,11 +26,21 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], scale: i
     """Low-frequency noise in [-1, 1] of ``shape``, made at 1/``scale`` in-plane resolution and zoomed up."""
     small = [max(2, s // scale) for s in shape[:2]] + [max(2, shape[2] // 2)]
     field = ndimage.gaussian_filter(rng.standard_normal(small).astype(np.float32), 1.0)
-    field = ndimage.zoom(field, [s / m for s, m in zip(shape, small)], order=1)[: shape[0], : shape[1], : shape[2]]
-    if field.shape != tuple(shape):
-        field = np.pad(field, [(0, s - f) for s, f in zip(shape, field.shape)], mode="edge")
+    for axis, size in enumerate(shape):  # linear zoom to ``shape`` (scipy's ``zoom(order=1)``), one axis at a time
+        field = np.moveaxis(np.tensordot(_linear_weights(field.shape[axis], size), field, axes=(1, axis)), 0, axis)
     field *= 1.0 / (np.abs(field).max() + 1e-6)
-    return field
+    return np.ascontiguousarray(field, dtype=np.float32)
+
+
+def _linear_weights(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` linear interpolation matrix mapping the ends onto the ends (``align_corners``), float32."""
+    position = np.linspace(0.0, n_in - 1.0, n_out)
+    low = np.clip(np.floor(position).astype(int), 0, n_in - 2)
+    frac = (position - low).astype(np.float32)
+    weights = np.zeros((n_out, n_in), np.float32)
+    weights[np.arange(n_out), low] = 1.0 - frac
+    weights[np.arange(n_out), low + 1] += frac
+    return weights
 
 
 def scan(rng: np.random.Generator, image: np.ndarray, spacing_xy: float) -> np.ndarray:
