@@ -22,7 +22,8 @@ Each section runs in a fresh subprocess, so its peak resident memory (``ru_maxrs
 
 ``--stem-stride 2`` measures the standard stride-2 stem ("fast" configuration) instead of the reference stride-1.
 ``--profile demo`` measures ``upstream_train`` with the bundle's CPU demo profile layered over ``train.json``
-(ResNet-18, stride-2 stem, 96 px, 16 slices a step, channels_last): is the demo's step bound by the network?
+(ResNet-18, stride-2 stem, 128 px, classification and segmentation heads, 16 slices a step, channels_last): is
+the demo's step bound by the network?
 
     python benchmarks/benchmark.py --sections conv,upstream_train --profile demo --workers 0
 """
