@@ -24,8 +24,9 @@ intraventricular layering) are a pixel or two wide and the upstream does not lea
 five kinds with 128 steps of the three heads: slice AUROC 0.59 and Dice 0 on the first phantom with the brain
 window; 0.57 and 0 on the current phantom with the demo profiles' three windows). The upstream trains 12 epochs
 of 16 steps (192): with the demo profile's two heads, 8 epochs left seed 0 at slice AUROC 0.82 and the subtype
-head's epidural AUROC among the haemorrhage volumes at 0.67 at both seeds; 12 take the time 8 took with three. Intraparenchymal blobs and epidural lenses it learns, and they differ in
-what the subtype head reads (depth inside the head, thickness).
+head's epidural AUROC among the haemorrhage volumes at 0.67 at both seeds; 12 take the time 8 took with three.
+Intraparenchymal blobs and epidural lenses it learns, and they differ in what the subtype head reads (depth inside
+the head, thickness).
 """
 
 from __future__ import annotations
