@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from .demo_anatomy import (HeadAnatomy, SyntheticHeadCT, build_head, convexity_direction, random_point, scan,
-                           smooth_noise)
+                           skull_glare, smooth_noise)
 from .demo_phantom import make_phantom
 
 __all__ = ["SyntheticHeadCT", "HEMORRHAGE_KINDS", "ANATOMIES", "make_volume"]
@@ -94,6 +94,8 @@ def make_volume(
             oedema = ndimage.binary_dilation(mask, iterations=2) & head.brain & ~mask
             image[oedema] = float(rng.uniform(15.0, 24.0))
         image[mask] = rng.uniform(50.0, 85.0) + 5.0 * smooth_noise(rng, image.shape, 8)[mask]
+    pixels_per_cm = max(1, int(round(10.0 / spacing_xy)))
+    image += skull_glare(rng, head.inner_table_mm - head.surface_mm, head.cavity, 3 * pixels_per_cm)
     image = scan(rng, image, spacing_xy)
     return SyntheticHeadCT.from_arrays(image, mask, x, y, z, slice_thickness, drawn)
 

@@ -18,7 +18,8 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
-    "HeadAnatomy", "SyntheticHeadCT", "build_head", "convexity_direction", "random_point", "scan", "smooth_noise",
+    "HeadAnatomy", "SyntheticHeadCT", "build_head", "convexity_direction", "random_point", "scan", "skull_glare",
+    "smooth_noise",
 ]
 
 
@@ -51,6 +52,24 @@ def scan(rng: np.random.Generator, image: np.ndarray, spacing_xy: float) -> np.n
     image = ndimage.gaussian_filter(image, (sigma_mm / spacing_xy, sigma_mm / spacing_xy, rng.uniform(0.2, 0.4)))
     grain = ndimage.gaussian_filter(rng.standard_normal(image.shape).astype(np.float32), (0.6, 0.6, 0))
     return image + grain * (float(rng.uniform(2.0, 5.0)) / (grain.std() + 1e-6)) + float(rng.uniform(-3.0, 3.0))
+
+
+def skull_glare(rng: np.random.Generator, depth_mm: np.ndarray, cavity: np.ndarray, cell: int) -> np.ndarray:
+    """HU to add inside the skull for the scanner's bright band along the inner table, ``(X, Y, Z)`` float32.
+
+    Beam hardening, scatter and the wide tail of the point spread raise the density of whatever lies within a few mm
+    of the skull. On the real GE head CT (``../shared/data/head_ct_ge``; median over the mid-brain slices by distance
+    from the bone contour at 300 HU) the brain reads 68 HU at 1-2 mm, 52 at 2-3, 45 at 3-4 and 42 at 4-5 against 38
+    deeper in, so that about half of the cavity pixels within 3 mm of the bone have blood's 55-90 HU: the band a
+    model trained without it calls a thin subdural haematoma. Here the excess decays exponentially with the depth
+    below the inner table (``depth_mm``, mm, positive inside; decay length 1.0-1.8 mm), with a strength that varies
+    between scans and around the head (a smooth field of cell ``cell`` pixels); ``scan`` then blurs it with the rest.
+    """
+    rng = rng.spawn(1)[0]  # its own stream: every other draw of the volume stays as it was without the band
+    decay = float(rng.uniform(1.0, 1.8))
+    strength = float(rng.uniform(50.0, 160.0)) * np.clip(0.6 + 0.6 * smooth_noise(rng, depth_mm.shape, cell), 0, None)
+    excess = strength * np.exp(-np.clip(depth_mm, 0.0, None) / decay)
+    return np.where(cavity, excess, 0.0).astype(np.float32)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .demo_anatomy import SyntheticHeadCT, _ellipsoid, convexity_direction, scan, smooth_noise
+from .demo_anatomy import SyntheticHeadCT, _ellipsoid, convexity_direction, scan, skull_glare, smooth_noise
 
 __all__ = ["make_phantom"]
 
@@ -88,6 +88,7 @@ def make_phantom(
             drawn.append("intraparenchymal")
             mask = _bleed(rng, "intraparenchymal", X, Y, Z, r_brain, r_inner, ventricles, scale) & (r_brain <= 1)
         image[mask] = rng.uniform(55.0, 85.0) + 5.0 * smooth_noise(rng, shape, 8)[mask]
+    image += skull_glare(rng, inside_mm, r_inner <= 1, 24)  # the bright band along the inner table, over blood too
     image = scan(rng, image, float(x[1] - x[0]))
     return SyntheticHeadCT.from_arrays(image, mask, x, y, z, slice_thickness, drawn)
 
