@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from smartnet.data.demo import GENERATOR_VERSION
 from smartnet.schedules import WarmupLinearDecay
 
 
@@ -28,6 +29,7 @@ def test_demo_data_then_datalist_then_validate(tmp_path):
     assert result.returncode == 0 and "look right" in result.stdout
     written = json.loads((out / "generator.json").read_text())  # what wrote the files, split sizes included
     assert written["anatomy"] == "phantom" and [written[k] for k in ("n_train", "n_valid", "n_test")] == [2, 1, 1]
+    assert written["generator_version"] == GENERATOR_VERSION  # data from another generator are written again
 
 
 def test_demo_data_with_head_anatomy_and_a_bad_anatomy(tmp_path):

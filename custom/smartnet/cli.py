@@ -26,6 +26,7 @@ import fire
 
 from .bundle_run import BUNDLE_NAMES, REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command
 from .data.datalist import write_datalist
+from .data.demo import GENERATOR_VERSION
 from .data.demo_dataset import DATASET_ANATOMIES, write_demo_dataset
 from .data.real_anatomy import write_real_anatomy_set
 from .data.validation import validate_datalist
@@ -214,7 +215,7 @@ def demo(
         _fail(f"{upstream_weights} does not exist: run the upstream stage first (--stages upstream,cls,seg)")
     data = Path(data_dir).expanduser()
     written = data / "generator.json"  # what the data in data_dir was generated with
-    wanted = {"anatomy": anatomy, "size": size, **DEMO_SPLITS}
+    wanted = {"generator_version": GENERATOR_VERSION, "anatomy": anatomy, "size": size, **DEMO_SPLITS}
     stale = written.is_file() and {k: json.loads(written.read_text()).get(k) for k in wanted} != wanted
     if stale:
         print(f"the demo data in {data} was generated with other settings than {wanted}: writing it again")

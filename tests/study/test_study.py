@@ -180,3 +180,40 @@ def test_an_arm_whose_settings_changed_is_not_taken_as_finished(tmp_path):
                                                                              "overrides": {"epochs": 3}}}))
     assert "--epochs 3" in shlex.join(bundle_commands(changed, changed.arms[0], DEFAULT_BUNDLES)["train"])
     assert not _finished_with(folder, changed, changed.arms[0], DEFAULT_BUNDLES)
+
+
+def test_demo_data_from_another_generator_version_is_refused_not_reused(tmp_path):
+    """Demo data written by an older generator (other volumes for the same settings) must not feed a study."""
+    from smartnet.data.demo import GENERATOR_VERSION
+    from smartnet.study.runner import _prepare_data
+
+    demo_data = {"n_train": 2, "n_valid": 1, "n_test": 1, "size": 32, "seed": 0}
+    study = load_study(_write(tmp_path / "s.yaml", {"name": "t", "dataset_dir": str(tmp_path / "data"),
+                                                    "demo_data": demo_data, "downstream": {"init": ["scratch"]}}))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "datalist.json").write_text("{}")
+    written = {"anatomy": "phantom", **demo_data}
+    (tmp_path / "data" / "generator.json").write_text(json.dumps(written))  # no version: written before it was recorded
+    with pytest.raises(StudyError, match="generator_version"):
+        _prepare_data(study)
+    (tmp_path / "data" / "generator.json").write_text(json.dumps({"generator_version": GENERATOR_VERSION, **written}))
+    _prepare_data(study)  # the current generator's data are used as they are
+
+
+def test_an_arm_finished_on_other_demo_data_is_not_taken_as_finished(tmp_path):
+    from smartnet.bundle_run import REPO_BUNDLES as DEFAULT_BUNDLES
+    from smartnet.study.runner import _finished_with, bundle_commands
+
+    spec = {"name": "t", "dataset_dir": str(tmp_path), "downstream": {"init": ["scratch"]}}
+    study = load_study(_write(tmp_path / "s.yaml", spec))
+    arm, folder = study.arms[0], tmp_path / "arm"
+    folder.mkdir()
+    commands = {k: shlex.join(v) for k, v in bundle_commands(study, arm, DEFAULT_BUNDLES).items()}
+    (tmp_path / "generator.json").write_text(json.dumps({"generator_version": 2, "seed": 0}))
+    (folder / "done.json").write_text(json.dumps({"metrics": {}, "commands": commands}))  # data not recorded
+    assert not _finished_with(folder, study, arm, DEFAULT_BUNDLES)
+    (folder / "done.json").write_text(json.dumps({"metrics": {}, "commands": commands,
+                                                  "data": {"generator_version": 2, "seed": 0}}))
+    assert _finished_with(folder, study, arm, DEFAULT_BUNDLES)
+    (tmp_path / "generator.json").write_text(json.dumps({"generator_version": 3, "seed": 0}))  # data written again
+    assert not _finished_with(folder, study, arm, DEFAULT_BUNDLES)

@@ -35,6 +35,9 @@ __all__ = ["SyntheticHeadCT", "HEMORRHAGE_KINDS", "ANATOMIES", "make_volume"]
 
 HEMORRHAGE_KINDS = ("epidural", "subdural", "intraparenchymal", "intraventricular", "subarachnoid")
 ANATOMIES = ("phantom", "head")  # the ellipsoid phantom (fast to learn) and the realistic head
+# raised whenever the same arguments draw different volumes (2: the bright band along the inner table); demo data
+# written by another version (or before the version was recorded) are written again, never silently reused
+GENERATOR_VERSION = 2
 
 
 def make_volume(

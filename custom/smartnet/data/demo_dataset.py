@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 
 from .datalist import write_datalist
-from .demo import ANATOMIES, HEMORRHAGE_KINDS, make_volume
+from .demo import ANATOMIES, GENERATOR_VERSION, HEMORRHAGE_KINDS, make_volume
 from .subtypes import SUBTYPES_CSV, write_subtypes_csv
 
 __all__ = ["DATASET_ANATOMIES", "write_demo_dataset", "save_nifti"]
@@ -76,7 +76,8 @@ def write_demo_dataset(
                 print(f"  {split}/{case}: {vol.image.shape}, {int(vol.mask.sum())} lesion voxels ({drawn})", flush=True)
     (root / "kinds.json").write_text(json.dumps(kinds_of, indent=4) + "\n")  # kinds of bleed per case
     write_subtypes_csv(root / SUBTYPES_CSV, kinds_of)  # the same as subtype labels for the datalist
-    settings = {"anatomy": anatomy, "size": size, "depth": depth, "seed": seed, "kinds": list(kinds),
-                "n_train": n_train, "n_valid": n_valid, "n_test": n_test, "hemorrhage_fraction": hemorrhage_fraction}
+    settings = {"generator_version": GENERATOR_VERSION, "anatomy": anatomy, "size": size, "depth": depth, "seed": seed,
+                "kinds": list(kinds), "n_train": n_train, "n_valid": n_valid, "n_test": n_test,
+                "hemorrhage_fraction": hemorrhage_fraction}
     (root / "generator.json").write_text(json.dumps(settings, indent=4) + "\n")  # what wrote these files
     return write_datalist(root)

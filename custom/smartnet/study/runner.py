@@ -28,6 +28,7 @@ from typing import Optional
 
 from ..bundle_run import REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command
 from ..checkpoints import latest_checkpoint
+from ..data.demo import GENERATOR_VERSION
 from ..data.demo_dataset import write_demo_dataset
 from ..storage import atomic_write_text
 from .results import write_results
@@ -112,17 +113,26 @@ def run_arm(study: Study, arm: Arm, bundles_dir: Path) -> dict:
         raise RuntimeError(f"evaluation exited with {code}; {folder / 'evaluate.log'} ends:\n"
                            f"{_tail(folder / 'evaluate.log')}")
     metrics = json.loads((folder / "eval" / "evaluation" / "metrics.json").read_text())["metrics"]
-    done = {"arm": arm.as_dict(), "commands": {k: shlex.join(v) for k, v in commands.items()}, "metrics": metrics,
-            "seconds": time.time() - start}
+    done = {"arm": arm.as_dict(), "commands": {k: shlex.join(v) for k, v in commands.items()},
+            "data": _data_record(study), "metrics": metrics, "seconds": time.time() - start}
     atomic_write_text(folder / "done.json", json.dumps(done, indent=4) + "\n")
     return done
 
 
+def _data_record(study: Study) -> dict | None:
+    """What wrote the study's demo data (their ``generator.json``); None for data of the user's own."""
+    written = study.dataset_dir / "generator.json"
+    return json.loads(written.read_text()) if written.is_file() else None
+
+
 def _finished_with(folder: Path, study: Study, arm: Arm, bundles_dir: Path) -> bool:
-    """Whether the finished run in ``folder`` used the commands the study file now gives ``arm``."""
-    saved = json.loads((folder / "done.json").read_text()).get("commands")
+    """Whether the finished run in ``folder`` used the commands the study file now gives ``arm`` and, for demo data,
+    the same data (a run on volumes of an older generator is not a result for the current one)."""
+    done = json.loads((folder / "done.json").read_text())
+    saved = done.get("commands")
     current = {k: shlex.join(v) for k, v in bundle_commands(study, arm, bundles_dir).items()}
-    return saved is None or saved == current
+    data = _data_record(study)
+    return (saved is None or saved == current) and (data is None or done.get("data") == data)
 
 
 def _prepare_data(study: Study) -> None:
@@ -130,7 +140,7 @@ def _prepare_data(study: Study) -> None:
         written = study.dataset_dir / "generator.json"  # demo data record the settings that wrote them
         if study.demo_data and written.is_file():
             settings = json.loads(written.read_text())
-            wanted = {"anatomy": "phantom", **study.demo_data}
+            wanted = {"generator_version": GENERATOR_VERSION, "anatomy": "phantom", **study.demo_data}
             differ = {k: (settings.get(k), v) for k, v in wanted.items() if settings.get(k) != v}
             if differ:
                 raise StudyError(f"the demo data in {study.dataset_dir} were generated with other settings "
@@ -171,8 +181,8 @@ def run_study(path: str | Path, bundles_dir: Optional[str | Path] = None, only: 
             if old.exists():
                 shutil.rmtree(old)
             folder.rename(old)
-            print(f"{label}: the study file changed this arm's settings since it finished; its earlier run is kept in "
-                  f"{old} and the arm runs again", flush=True)
+            print(f"{label}: the study file or its demo data changed since this arm finished; its earlier run is kept "
+                  f"in {old} and the arm runs again", flush=True)
         if arm.upstream and arm.upstream in status["failed"]:
             status["failed"][arm.id] = f"its upstream arm {arm.upstream} failed"
             print(f"{label}: not run, its upstream arm {arm.upstream} failed", flush=True)
