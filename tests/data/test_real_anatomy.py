@@ -50,3 +50,24 @@ def test_head_region_covers_the_lesions_and_not_the_air(real_set):
     region = head_region(np.clip(image / 80.0, 0, 1)[None])
     assert region[mask].all()
     assert region[image < -900].mean() < 0.02
+
+
+def test_convexity_bleeds_follow_the_skull_not_a_calcification_inside_it():
+    """Epidural and subdural blood is painted along the inner table; a calcified choroid plexus or pineal gland (a
+    hole in the cavity mask) is not the skull, so no such bleed reaches one."""
+    from scipy import ndimage
+
+    from smartnet.data.real_anatomy import anatomy_masks, paint_bleed
+
+    source = nib.load(SHARED_DATA / "ge_head_ct_axial_256.nii.gz")
+    hu = np.asarray(source.dataobj).astype(np.float32)
+    spacing = tuple(float(v) for v in source.header.get_zooms()[:3])
+    masks = anatomy_masks(hu)
+    inside = np.stack([ndimage.binary_fill_holes(masks["cavity"][..., z]) for z in range(hu.shape[2])], -1)
+    calcified = ndimage.binary_erosion(inside, iterations=3) & (hu > 150)
+    assert calcified.sum() >= 10  # the scan's choroid plexus calcifications
+    near = ndimage.binary_dilation(calcified, iterations=2)
+    for kind in ("epidural", "subdural"):
+        for seed in (0, 4, 9, 10):
+            blood = paint_bleed(np.random.default_rng(seed), kind, masks, spacing)
+            assert blood.sum() > 100 and not (blood & near).any(), (kind, seed)

@@ -64,7 +64,10 @@ def paint_bleed(
     cavity, brain, csf = masks["cavity"], masks["brain"], masks["csf"]
     shape = cavity.shape
     sx, sy, sz = spacing
-    depth = ndimage.distance_transform_edt(cavity, sampling=spacing)  # mm from the inner table
+    # mm from the inner table: distance to the outside of the cavity with its holes filled per slice, so that a
+    # calcified choroid plexus or pineal gland inside it is not taken for the skull
+    filled = np.stack([ndimage.binary_fill_holes(cavity[..., z]) for z in range(shape[2])], axis=-1)
+    depth = ndimage.distance_transform_edt(filled, sampling=spacing)
     idx = np.argwhere(cavity)
     centre = idx.mean(axis=0)
     grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).astype(np.float32)
