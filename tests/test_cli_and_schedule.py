@@ -61,3 +61,17 @@ def test_schedule_short_runs():
     assert [round(f(e), 3) for e in range(3)] == [0.333, 0.667, 1.0]
     with pytest.raises(ValueError):
         WarmupLinearDecay(total=0)
+
+
+def test_bundles_folder_from_the_option_then_the_environment_then_the_checkout(tmp_path, monkeypatch):
+    from smartnet.bundle_run import BUNDLES_ENV, REPO_BUNDLES, bundles_dir_or_default
+
+    monkeypatch.delenv(BUNDLES_ENV, raising=False)
+    assert bundles_dir_or_default(None) == REPO_BUNDLES
+    monkeypatch.setenv(BUNDLES_ENV, str(tmp_path / "site"))
+    assert bundles_dir_or_default(None) == tmp_path / "site"
+    assert bundles_dir_or_default(str(tmp_path / "given")) == tmp_path / "given"
+    # a command without bundles there says where it looked and how to point it elsewhere
+    result = smartnet("demo", "--data_dir", str(tmp_path / "data"), "--stages", "upstream")
+    assert result.returncode == 1 and str(tmp_path / "site" / "smartnet_upstream") in result.stderr
+    assert BUNDLES_ENV in result.stderr and "Traceback" not in result.stderr

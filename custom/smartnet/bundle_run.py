@@ -6,11 +6,14 @@ need: which folder holds which stage, where this checkout keeps them, and the co
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-__all__ = ["STAGE_BUNDLES", "BUNDLE_NAMES", "REPO_BUNDLES", "bundle_run_command"]
+__all__ = [
+    "STAGE_BUNDLES", "BUNDLE_NAMES", "BUNDLES_ENV", "REPO_BUNDLES", "bundles_dir_or_default", "bundle_run_command",
+]
 
 # stage -> bundle folder name, in the chain's order
 STAGE_BUNDLES: dict[str, str] = {
@@ -19,6 +22,15 @@ STAGE_BUNDLES: dict[str, str] = {
 BUNDLE_NAMES: tuple[str, ...] = tuple(STAGE_BUNDLES.values())
 # the bundles of this checkout (an editable install); a release archive or another folder is passed explicitly
 REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+BUNDLES_ENV = "SMARTNET_BUNDLES"  # names the folder holding the bundles for every command not given --bundles_dir
+
+
+def bundles_dir_or_default(bundles_dir: str | os.PathLike | None) -> Path:
+    """The folder holding the bundles: ``bundles_dir`` when given, else ``$SMARTNET_BUNDLES``, else this checkout's
+    ``bundles/`` (an editable install; a package installed without the repository has none, and the commands that
+    need the bundles then say so and ask for ``--bundles_dir``)."""
+    chosen = bundles_dir or os.environ.get(BUNDLES_ENV)
+    return Path(chosen).expanduser() if chosen else REPO_BUNDLES
 
 
 def bundle_run_command(

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import fire
 
-from .bundle_run import BUNDLE_NAMES, REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command
+from .bundle_run import (BUNDLE_NAMES, BUNDLES_ENV, REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command,
+                         bundles_dir_or_default)
 from .data.datalist import write_datalist
 from .data.demo import GENERATOR_VERSION
 from .data.demo_dataset import DATASET_ANATOMIES, write_demo_dataset
@@ -189,7 +190,8 @@ def demo(
 
     Args:
         data_dir: where the demo data is (generated there unless it exists already).
-        bundles_dir: the folder holding the three bundles (default: this repository's ``bundles/``).
+        bundles_dir: the folder holding the three bundles (default:
+            ``$SMARTNET_BUNDLES``, else this repository's ``bundles/``).
         stages: comma-separated subset of ``upstream,cls,seg`` (the downstream stages need an upstream
             ``models/model.pt``).
         size: in-plane matrix of generated volumes (256 keeps generation quick; 512 is the realistic default of
@@ -205,11 +207,12 @@ def demo(
     unknown = [s for s in chosen if s not in STAGES]
     if unknown or not chosen:
         _fail(f"unknown stage(s) {unknown}; choose from {','.join(STAGES)}")
-    root = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
+    root = bundles_dir_or_default(bundles_dir)
     bundles = {stage: root / STAGE_BUNDLES[stage] for stage in chosen}
     missing = [str(b) for b in bundles.values() if not (b / "configs" / "train.json").is_file()]
     if missing:
-        _fail(f"no bundle at {', '.join(missing)}; pass --bundles_dir <folder holding the smartnet_* bundles>")
+        _fail(f"no bundle at {', '.join(missing)}; pass --bundles_dir <folder holding the smartnet_* bundles> or set "
+              f"{BUNDLES_ENV}")
     upstream_weights = root / STAGE_BUNDLES["upstream"] / "models" / "model.pt"
     if "upstream" not in chosen and not upstream_weights.is_file():
         _fail(f"{upstream_weights} does not exist: run the upstream stage first (--stages upstream,cls,seg)")
@@ -275,7 +278,8 @@ def real_check(
         source: a lesion-free head CT in HU (NIfTI); the default is the BSD-licensed GE scan beside the repository
             (``../shared/data/head_ct_ge/ge_head_ct_axial_256.nii.gz`` from the repository root, wherever it runs).
         output_dir: where the cases are written (never inside the project: they derive from a real scan).
-        bundles_dir: the folder holding the trained bundles (default: this repository's ``bundles/``).
+        bundles_dir: the folder holding the trained bundles (default:
+            ``$SMARTNET_BUNDLES``, else this repository's ``bundles/``).
         n_hemorrhage, n_normal: cases of each class.
         seed: random seed of the bleeds, shifts and flips.
         profile: the config profile the bundles were trained with (``demo``; ``""`` for the reference configs).
@@ -289,7 +293,7 @@ def real_check(
     datalist_path = write_real_anatomy_set(src, output_dir, n_hemorrhage, n_normal, seed=seed)
     if not evaluate:
         return {}
-    root = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
+    root = bundles_dir_or_default(bundles_dir)
     configs = ["train.json"] + ([f"{profile}.json"] if profile else []) + ["evaluate.json"]
     results: dict = {}
     for stage in STAGES:
@@ -397,7 +401,8 @@ def release(
 
     Args:
         out_dir: where the archives are written.
-        bundles_dir: the folder holding the bundles (default: this repository's ``bundles/``).
+        bundles_dir: the folder holding the bundles (default:
+            ``$SMARTNET_BUNDLES``, else this repository's ``bundles/``).
         names: comma-separated bundle folder names.
         weights: ``auto`` (pack ``models/model.pt`` where it exists), ``include`` (it must exist) or ``none``.
         weights_url: base URL the weights will be uploaded to: the weights are then written beside the archives
@@ -405,7 +410,7 @@ def release(
         archive_url: base URL the archives will be uploaded to (for ``model_info.json``; default file:// paths).
     """
     chosen = tuple(n.strip() for n in names.split(",")) if isinstance(names, str) else tuple(names)
-    root = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
+    root = bundles_dir_or_default(bundles_dir)
     artifacts = build_release(root, out_dir, chosen, weights, weights_url, archive_url)
     for artifact in artifacts:
         print(artifact.summary())
@@ -434,7 +439,8 @@ def study(study_file: str, bundles_dir: str | None = None, only: str | None = No
 
     Args:
         study_file: the study file.
-        bundles_dir: the folder holding the three bundles (default: this repository's ``bundles/``).
+        bundles_dir: the folder holding the three bundles (default:
+            ``$SMARTNET_BUNDLES``, else this repository's ``bundles/``).
         only: run only the arms whose id contains this text (the tables still cover every finished arm).
     """
     with exits_on_error(code=2):

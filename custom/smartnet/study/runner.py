@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..bundle_run import REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command
+from ..bundle_run import STAGE_BUNDLES, bundle_run_command, bundles_dir_or_default
 from ..checkpoints import latest_checkpoint
 from ..data.demo import GENERATOR_VERSION
 from ..data.demo_dataset import write_demo_dataset
@@ -157,7 +157,7 @@ def run_study(path: str | Path, bundles_dir: Optional[str | Path] = None, only: 
     """Run every unfinished arm of the study file at ``path`` (``only``: arm ids containing this text), then write
     the tables and figures. Returns ``{"done": [...], "failed": {...}, "skipped": [...]}``."""
     study = load_study(path)
-    bundles = Path(bundles_dir).expanduser() if bundles_dir else REPO_BUNDLES
+    bundles = bundles_dir_or_default(bundles_dir)
     missing = [b for b in STAGE_BUNDLES.values() if not (bundles / b / "configs" / "train.json").is_file()]
     if missing:
         raise StudyError(f"bundles not found in {bundles}: {missing}; pass --bundles_dir")
