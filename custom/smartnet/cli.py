@@ -74,6 +74,7 @@ def demo_data(
     depth: int | None = None,
     seed: int = 0,
     anatomy: str = "phantom",
+    inner_table_band: bool = True,
 ) -> str:
     """Write the synthetic demo dataset (``{train,valid,test}/<case>_{img,mask}.nii.gz`` + ``datalist.json``).
 
@@ -85,13 +86,17 @@ def demo_data(
         seed: random seed; the same arguments always give the same files.
         anatomy: ``phantom`` (ellipsoid phantom, quick to learn), ``head`` (realistic head with the normal
             structures that mimic blood; see docs/training-at-small-scale.md) or ``mixed`` (both, alternating).
+        inner_table_band: draw the bright band a scanner makes along the inner table (measured on a real head CT;
+            ``false`` for the same volumes without it).
 
     Returns the datalist path.
     """
     if anatomy not in DATASET_ANATOMIES:
         _fail(f"unknown anatomy {anatomy!r}; choose from {', '.join(DATASET_ANATOMIES)}")
+    band = _flag(inner_table_band, "inner_table_band")
     print(f"writing {n_train + n_valid + n_test} synthetic head CT volumes ({size}x{size}) to {output_dir}", flush=True)
-    path = write_demo_dataset(output_dir, n_train, n_valid, n_test, size=size, depth=depth, seed=seed, anatomy=anatomy)
+    path = write_demo_dataset(output_dir, n_train, n_valid, n_test, size=size, depth=depth, seed=seed, anatomy=anatomy,
+                              inner_table_band=band)
     print(f"datalist: {path}")
     return str(path)
 
@@ -218,7 +223,8 @@ def demo(
         _fail(f"{upstream_weights} does not exist: run the upstream stage first (--stages upstream,cls,seg)")
     data = Path(data_dir).expanduser()
     written = data / "generator.json"  # what the data in data_dir was generated with
-    wanted = {"generator_version": GENERATOR_VERSION, "anatomy": anatomy, "size": size, **DEMO_SPLITS}
+    wanted = {"generator_version": GENERATOR_VERSION, "anatomy": anatomy, "inner_table_band": True, "size": size,
+              **DEMO_SPLITS}
     stale = written.is_file() and {k: json.loads(written.read_text()).get(k) for k in wanted} != wanted
     if stale:
         print(f"the demo data in {data} was generated with other settings than {wanted}: writing it again")

@@ -157,6 +157,14 @@ def test_demo_brain_is_brighter_along_the_inner_table_as_on_a_real_scan(anatomy)
     assert np.median(near) - np.median(deep) > 5, (np.median(near), np.median(deep))  # without the band: < 0
 
 
+def test_inner_table_band_is_a_switch_that_leaves_the_rest_of_the_volume_as_it_was():
+    with_band = make_volume(np.random.default_rng(5), True, size=96, depth=10)
+    without = make_volume(np.random.default_rng(5), True, size=96, depth=10, inner_table_band=False)
+    assert np.array_equal(with_band.mask, without.mask) and with_band.kinds == without.kinds
+    excess = with_band.image.astype(np.int32) - without.image.astype(np.int32)
+    assert excess.min() >= -1 and (excess > 5).sum() > 100  # only added, along the bone
+
+
 def test_skull_glare_stays_inside_the_skull_and_fades_with_depth():
     from smartnet.data.demo_anatomy import skull_glare
 

@@ -49,6 +49,7 @@ def make_volume(
     slice_thickness: float = 5.0,
     kinds: Sequence[str] = HEMORRHAGE_KINDS,
     anatomy: str = "phantom",
+    inner_table_band: bool = True,
 ) -> SyntheticHeadCT:
     """Build one synthetic head CT.
 
@@ -62,6 +63,8 @@ def make_volume(
         kinds: haemorrhage kinds to draw from (default all of ``HEMORRHAGE_KINDS``).
         anatomy: ``"phantom"`` (ellipsoid phantom, ``smartnet.data.demo_phantom``) or ``"head"`` (the realistic head
             of ``smartnet.data.demo_anatomy``, with the normal structures that mimic blood).
+        inner_table_band: draw the scanner's bright band along the inner table (``demo_anatomy.skull_glare``, measured
+            on a real head CT). It draws from its own random stream: without it, a volume is otherwise the same.
     """
     unknown = set(kinds) - set(HEMORRHAGE_KINDS)
     if unknown or not kinds:
@@ -76,7 +79,7 @@ def make_volume(
     z = (np.arange(depth) - depth * 0.45) * slice_thickness
     scale = float(rng.uniform(0.9, 1.08))
     if anatomy == "phantom":
-        return make_phantom(rng, hemorrhage, x, y, z, scale, slice_thickness, kinds)
+        return make_phantom(rng, hemorrhage, x, y, z, scale, slice_thickness, kinds, inner_table_band)
     head = build_head(rng, x, y, z, scale)
     image = head.image
 
@@ -97,8 +100,9 @@ def make_volume(
             oedema = ndimage.binary_dilation(mask, iterations=2) & head.brain & ~mask
             image[oedema] = float(rng.uniform(15.0, 24.0))
         image[mask] = rng.uniform(50.0, 85.0) + 5.0 * smooth_noise(rng, image.shape, 8)[mask]
-    pixels_per_cm = max(1, int(round(10.0 / spacing_xy)))
-    image += skull_glare(rng, head.inner_table_mm - head.surface_mm, head.cavity, 3 * pixels_per_cm)
+    if inner_table_band:
+        pixels_per_cm = max(1, int(round(10.0 / spacing_xy)))
+        image += skull_glare(rng, head.inner_table_mm - head.surface_mm, head.cavity, 3 * pixels_per_cm)
     image = scan(rng, image, spacing_xy)
     return SyntheticHeadCT.from_arrays(image, mask, x, y, z, slice_thickness, drawn)
 

@@ -42,6 +42,7 @@ def write_demo_dataset(
     kinds: Sequence[str] = HEMORRHAGE_KINDS,
     verbose: bool = True,
     anatomy: str = "phantom",
+    inner_table_band: bool = True,
 ) -> Path:
     """Generate synthetic head CT volumes (see ``smartnet.data.demo``) and their datalist; returns the datalist path.
 
@@ -50,7 +51,8 @@ def write_demo_dataset(
     ``subtypes``), ``generator.json`` the settings that wrote the files. Case names
     are ``case0001_hemo`` / ``case0002_normal``. ``kinds`` restricts the haemorrhage kinds drawn; ``anatomy`` is
     ``phantom`` or ``head`` (see ``make_volume``), or ``mixed``: phantoms and heads alternating within the haemorrhage
-    and the lesion-free cases of every split. The same arguments always write the same files.
+    and the lesion-free cases of every split; ``inner_table_band`` draws the scanner's bright band along the inner
+    table (see ``make_volume``). The same arguments always write the same files.
     """
     if anatomy not in DATASET_ANATOMIES:
         raise ValueError(f"anatomy must be one of {DATASET_ANATOMIES}, got {anatomy!r}")
@@ -66,7 +68,8 @@ def write_demo_dataset(
             index += 1
             hemo = i < n_hemo
             drawn_anatomy = anatomy if anatomy != "mixed" else ANATOMIES[(i if hemo else i - n_hemo) % 2]
-            vol = make_volume(rng, hemo, size=size, depth=depth, kinds=kinds, anatomy=drawn_anatomy)
+            vol = make_volume(rng, hemo, size=size, depth=depth, kinds=kinds, anatomy=drawn_anatomy,
+                              inner_table_band=inner_table_band)
             case = f"case{index:04d}_{'hemo' if hemo else 'normal'}"
             save_nifti(vol.image, vol.affine, folder / f"{case}_img.nii.gz")
             save_nifti(vol.mask, vol.affine, folder / f"{case}_mask.nii.gz")
@@ -77,7 +80,7 @@ def write_demo_dataset(
     (root / "kinds.json").write_text(json.dumps(kinds_of, indent=4) + "\n")  # kinds of bleed per case
     write_subtypes_csv(root / SUBTYPES_CSV, kinds_of)  # the same as subtype labels for the datalist
     settings = {"generator_version": GENERATOR_VERSION, "anatomy": anatomy, "size": size, "depth": depth, "seed": seed,
-                "kinds": list(kinds), "n_train": n_train, "n_valid": n_valid, "n_test": n_test,
-                "hemorrhage_fraction": hemorrhage_fraction}
+                "inner_table_band": bool(inner_table_band), "kinds": list(kinds), "n_train": n_train,
+                "n_valid": n_valid, "n_test": n_test, "hemorrhage_fraction": hemorrhage_fraction}
     (root / "generator.json").write_text(json.dumps(settings, indent=4) + "\n")  # what wrote these files
     return write_datalist(root)

@@ -29,9 +29,11 @@ def make_phantom(
     scale: float,
     slice_thickness: float,
     kinds: Sequence[str],
+    inner_table_band: bool = True,
 ) -> SyntheticHeadCT:
     """One phantom on the scanner grid ``x``, ``y``, ``z`` (mm, 1-D; from ``smartnet.data.demo.make_volume``), brain
-    size factor ``scale``, bleeds of ``kinds`` when ``hemorrhage``."""
+    size factor ``scale``, bleeds of ``kinds`` when ``hemorrhage``, the scanner's bright band along the inner table
+    (``demo_anatomy.skull_glare``) when ``inner_table_band``."""
     shape = (len(x), len(y), len(z))
     X, Y, Z = np.meshgrid(x, y, z, indexing="ij")
     ax, ay, az = 68.0 * scale, 84.0 * scale, 62.0 * scale  # brain semi-axes (mm), LR / AP / SI
@@ -88,7 +90,8 @@ def make_phantom(
             drawn.append("intraparenchymal")
             mask = _bleed(rng, "intraparenchymal", X, Y, Z, r_brain, r_inner, ventricles, scale) & (r_brain <= 1)
         image[mask] = rng.uniform(55.0, 85.0) + 5.0 * smooth_noise(rng, shape, 8)[mask]
-    image += skull_glare(rng, inside_mm, r_inner <= 1, 24)  # the bright band along the inner table, over blood too
+    if inner_table_band:  # the bright band along the inner table, over blood too
+        image += skull_glare(rng, inside_mm, r_inner <= 1, 24)
     image = scan(rng, image, float(x[1] - x[0]))
     return SyntheticHeadCT.from_arrays(image, mask, x, y, z, slice_thickness, drawn)
 
