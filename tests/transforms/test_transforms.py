@@ -234,3 +234,38 @@ def test_head_region_leaves_out_what_is_denser_than_blood():
         HeadRegiond("image", max_hu=150)
     with pytest.raises(ValueError, match="3 HU windows for an image of 1 channels"):
         denser_than(image[:1], windows, 150.0)
+
+
+@pytest.mark.parametrize("bundle, config, key", [
+    ("smartnet_down_cls", "train.json", "validate#postprocessing"),
+    ("smartnet_down_cls", "inference.json", "postprocessing"),
+    ("smartnet_upstream", "train.json", "validate#postprocessing"),
+    ("smartnet_upstream", "inference.json", "postprocessing"),
+])
+def test_confident_logits_keep_their_order_as_probabilities(bundle, config, key):
+    """The classification probability is the sigmoid in float64: in float32 (MONAI's Activationsd) every logit above
+    about 17 is exactly 1.0, so confident scans tie (AUROC 0.5 on real heads where the logits ranked them) and no
+    threshold can lie between them."""
+    from monai.bundle import ConfigParser
+
+    from conftest import BUNDLES
+
+    parser = ConfigParser()
+    files = [BUNDLES / bundle / "configs" / name for name in (config, "demo.json")]
+    parser.read_config([str(f) for f in files])
+    post = parser.get_parsed_content(key)
+    probabilities = []
+    for logit in (18.0, 24.0, 30.0):
+        if bundle == "smartnet_down_cls":
+            item = {"pred": torch.tensor([logit, 0.0, 0.0, 0.0, 0.0, 0.0]), "label": torch.tensor([1.0] + [0.0] * 5)}
+            probabilities.append(float(post(item)["pred"][0]))
+        else:
+            pred = torch.full((2, 8, 8), -3.0)
+            pred[0] = logit  # the slice logit, broadcast, then the lesion logits (the demo profile's two heads)
+            item = {"pred": MetaTensor(pred), "label": torch.zeros(1, 8, 8)}
+            steps = list(post.transforms)  # up to the slice probability (inference goes on to invert the geometry)
+            last = next(i for i, t in enumerate(steps) if "pred_cls" in getattr(t, "keys", ()))
+            for transform in steps[: last + 1]:
+                item = transform(item)
+            probabilities.append(float(torch.as_tensor(item["pred_cls"]).flatten()[0]))
+    assert probabilities[0] < probabilities[1] < probabilities[2] < 1.0, probabilities

@@ -47,7 +47,7 @@ __all__ = ["SliceEvaluationReport", "VolumeEvaluationReport"]
 
 
 def _value(x: Any) -> float:
-    return float(torch.as_tensor(x).float().flatten()[0])
+    return float(torch.as_tensor(x).double().flatten()[0])
 
 
 def _is_number(x: Any) -> bool:
@@ -195,7 +195,7 @@ class VolumeEvaluationReport(PerVolumeRows):
         for item, output in zip(engine.state.batch, engine.state.output):
             row: dict[str, Any] = {"case_id": str(item.get("case_id", "?"))}
             if self.task == "cls":
-                prob = float(torch.as_tensor(output["pred"]).float().flatten()[0])
+                prob = float(torch.as_tensor(output["pred"]).double().flatten()[0])
                 label = int(torch.as_tensor(output["label"]).flatten()[0] > 0.5)
                 row.update(label=label, probability=prob, decision=int(prob >= self.threshold))
                 row.update(subtype_columns(output, "pred_subtypes", "p_"))

@@ -75,7 +75,7 @@ class SliceProbabilityWriter(Collector):
             axis = axial_axis(np.asarray(affine))
             volume = torch.as_tensor(prob_map)[0]  # (X, Y, Z) in the input's array order
             other = tuple(a for a in range(3) if a != axis)
-            probs = volume.float().amax(dim=other).cpu().numpy()
+            probs = volume.double().amax(dim=other).cpu().numpy()
             case = str(b.get("case_id", "?"))
             for z, p in enumerate(probs):
                 self.rows.append(
@@ -177,7 +177,7 @@ class VolumePredictionWriter(PerVolumeRows):
         for item, output in zip(engine.state.batch, engine.state.output):
             row: dict[str, Any] = {"case_id": str(item.get("case_id", "?")), "image": source_path(item)}
             if self.task == "cls":
-                prob = float(torch.as_tensor(output["pred"]).float().flatten()[0])
+                prob = float(torch.as_tensor(output["pred"]).double().flatten()[0])
                 row.update(probability=prob, decision=int(prob >= self.threshold))
                 probabilities = subtype_columns(output, "pred_subtypes", "")
                 row.update({f"p_{name}": p for name, p in probabilities.items()})

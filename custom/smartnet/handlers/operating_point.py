@@ -63,14 +63,14 @@ class OperatingPointSelector(Collector):
         for item, source in zip(outputs, batch):
             if self.score_key not in item:  # a model without a classification output: nothing to choose
                 continue
-            score = torch.as_tensor(item[self.score_key]).float().reshape(-1)
+            score = torch.as_tensor(item[self.score_key]).double().reshape(-1)
             label = torch.as_tensor(item[self.label_key])
             self.scores.append(float(score.max()))
             self.labels.append(int(label.max() > 0))
             if self.group_key is not None:
                 self.groups.append(str(source.get(self.group_key, item.get(self.group_key, "?"))))
             if self.subtype_key in item and self.subtype_label_key in item:
-                self.subtypes.append((torch.as_tensor(item[self.subtype_key]).float().reshape(-1).tolist(),
+                self.subtypes.append((torch.as_tensor(item[self.subtype_key]).double().reshape(-1).tolist(),
                                       torch.as_tensor(item[self.subtype_label_key]).float().reshape(-1).tolist()))
 
     def _finish(self, engine: Engine) -> None:

@@ -182,7 +182,7 @@ class ReportFigures(Collector):
         key = "cls_prob" if self.task == "slice" else "pred"
         if key not in output:
             return None
-        return float(torch.as_tensor(output[key]).float().flatten()[0])
+        return float(torch.as_tensor(output[key]).double().flatten()[0])
 
     def _keep_overlay(self, item: dict, output: dict) -> None:
         pred_key = "seg" if self.task == "slice" else "pred"

@@ -52,7 +52,7 @@ def subtype_columns(output: dict, key: str, prefix: str) -> dict[str, float]:
     ``label_subtypes``); empty when the output has none (no subtype head)."""
     if key not in output:
         return {}
-    values = torch.as_tensor(output[key]).float().flatten().tolist()
+    values = torch.as_tensor(output[key]).double().flatten().tolist()
     return {f"{prefix}{name}": value for name, value in zip(SUBTYPES[1:], values)}
 
 

@@ -133,7 +133,8 @@ class SliceScored(MapTransform):
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            flat = torch.as_tensor(d[key]).flatten(1).float()
+            flat = torch.as_tensor(d[key]).flatten(1)
+            flat = flat if flat.is_floating_point() else flat.float()  # float64 probabilities stay float64
             score = flat.amax(dim=1) if self.reduction == "max" else flat.mean(dim=1)
             d[self.output_keys[key]] = score.as_tensor() if hasattr(score, "as_tensor") else score
         return d
