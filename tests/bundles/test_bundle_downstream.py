@@ -57,20 +57,23 @@ def test_check_properties_is_empty(kind, configs, workflow_type, tiny_dataset, t
 
 
 @pytest.mark.parametrize("kind", ["cls", "seg"])
-def test_validation_postprocessing_gives_fp32_probabilities_for_half_precision_logits(kind):
-    """Under AMP on a GPU the validation evaluator's logits are bf16 / fp16; the postprocessing turns them into fp32
-    probabilities, which the metrics (MONAI's ROC AUC converts to numpy, which has no bf16) accept."""
+def test_validation_postprocessing_turns_half_precision_logits_into_metric_ready_floats(kind):
+    """Under AMP on a GPU the validation evaluator's logits are bf16 / fp16; the postprocessing's first step turns them
+    into floats the metrics accept (MONAI's ROC AUC converts to numpy, which has no bf16): the classifier's into
+    float64 probabilities (its sigmoid in float64 keeps confident logits apart), the segmenter's into float32."""
     from monai.bundle import ConfigParser
     from monai.metrics import ROCAUCMetric
 
     parser = ConfigParser()
     parser.read_config(str(BUNDLES[kind] / "configs" / "train.json"))
-    cast = parser.get_parsed_content("validate#postprocessing").transforms[0]
+    first = parser.get_parsed_content("validate#postprocessing").transforms[0]
     logits = torch.tensor([[-2.0], [0.5], [3.0]], dtype=torch.bfloat16)
-    pred = cast({"pred": logits})["pred"]
-    assert pred.dtype == torch.float32
+    pred = first({"pred": logits})["pred"]
+    assert pred.dtype == (torch.float64 if kind == "cls" else torch.float32)
+    probabilities = pred if kind == "cls" else torch.sigmoid(pred)
+    assert 0.0 < float(probabilities.min()) and float(probabilities.max()) < 1.0
     metric = ROCAUCMetric()
-    metric(torch.sigmoid(pred), torch.tensor([[0.0], [1.0], [1.0]]))
+    metric(probabilities, torch.tensor([[0.0], [1.0], [1.0]]))
     assert metric.aggregate() == pytest.approx(1.0)
 
 
