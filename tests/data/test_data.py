@@ -144,7 +144,8 @@ def test_demo_brain_is_brighter_along_the_inner_table_as_on_a_real_scan(anatomy)
 
     near, deep = [], []
     for seed in range(3):
-        vol = make_volume(np.random.default_rng(20 + seed), False, size=224, depth=8, anatomy=anatomy)
+        vol = make_volume(np.random.default_rng(20 + seed), False, size=224, depth=8, anatomy=anatomy,
+                          inner_table_band=True)
         image = vol.image.astype(np.float32)
         cavity = anatomy_masks(image)["cavity"]
         for z in range(image.shape[2]):
@@ -158,7 +159,7 @@ def test_demo_brain_is_brighter_along_the_inner_table_as_on_a_real_scan(anatomy)
 
 
 def test_inner_table_band_is_a_switch_that_leaves_the_rest_of_the_volume_as_it_was():
-    with_band = make_volume(np.random.default_rng(5), True, size=96, depth=10)
+    with_band = make_volume(np.random.default_rng(5), True, size=96, depth=10, inner_table_band=True)
     without = make_volume(np.random.default_rng(5), True, size=96, depth=10, inner_table_band=False)
     assert np.array_equal(with_band.mask, without.mask) and with_band.kinds == without.kinds
     excess = with_band.image.astype(np.int32) - without.image.astype(np.int32)

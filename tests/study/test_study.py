@@ -192,7 +192,7 @@ def test_demo_data_from_another_generator_version_is_refused_not_reused(tmp_path
                                                     "demo_data": demo_data, "downstream": {"init": ["scratch"]}}))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "datalist.json").write_text("{}")
-    written = {"anatomy": "phantom", "inner_table_band": True, **demo_data}
+    written = {"anatomy": "phantom", "inner_table_band": False, **demo_data}
     (tmp_path / "data" / "generator.json").write_text(json.dumps(written))  # no version: written before it was recorded
     with pytest.raises(StudyError, match="generator_version"):
         _prepare_data(study)

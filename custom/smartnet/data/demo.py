@@ -35,7 +35,7 @@ __all__ = ["SyntheticHeadCT", "HEMORRHAGE_KINDS", "ANATOMIES", "make_volume"]
 
 HEMORRHAGE_KINDS = ("epidural", "subdural", "intraparenchymal", "intraventricular", "subarachnoid")
 ANATOMIES = ("phantom", "head")  # the ellipsoid phantom (fast to learn) and the realistic head
-# raised whenever the same arguments draw different volumes (2: the bright band along the inner table); demo data
+# raised whenever the same arguments draw different volumes (2: recorded with the inner-table band switch); demo data
 # written by another version (or before the version was recorded) are written again, never silently reused
 GENERATOR_VERSION = 2
 
@@ -49,7 +49,7 @@ def make_volume(
     slice_thickness: float = 5.0,
     kinds: Sequence[str] = HEMORRHAGE_KINDS,
     anatomy: str = "phantom",
-    inner_table_band: bool = True,
+    inner_table_band: bool = False,
 ) -> SyntheticHeadCT:
     """Build one synthetic head CT.
 
@@ -64,7 +64,8 @@ def make_volume(
         anatomy: ``"phantom"`` (ellipsoid phantom, ``smartnet.data.demo_phantom``) or ``"head"`` (the realistic head
             of ``smartnet.data.demo_anatomy``, with the normal structures that mimic blood).
         inner_table_band: draw the scanner's bright band along the inner table (``demo_anatomy.skull_glare``, measured
-            on a real head CT). It draws from its own random stream: without it, a volume is otherwise the same.
+            on a real head CT; off by default: it also brightens extra-axial blood to 80-125 HU, see
+            docs/training-at-small-scale.md). It draws from its own random stream: a volume is otherwise the same.
     """
     unknown = set(kinds) - set(HEMORRHAGE_KINDS)
     if unknown or not kinds:

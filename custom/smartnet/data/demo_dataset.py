@@ -42,7 +42,7 @@ def write_demo_dataset(
     kinds: Sequence[str] = HEMORRHAGE_KINDS,
     verbose: bool = True,
     anatomy: str = "phantom",
-    inner_table_band: bool = True,
+    inner_table_band: bool = False,
 ) -> Path:
     """Generate synthetic head CT volumes (see ``smartnet.data.demo``) and their datalist; returns the datalist path.
 

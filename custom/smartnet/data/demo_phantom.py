@@ -29,7 +29,7 @@ def make_phantom(
     scale: float,
     slice_thickness: float,
     kinds: Sequence[str],
-    inner_table_band: bool = True,
+    inner_table_band: bool = False,
 ) -> SyntheticHeadCT:
     """One phantom on the scanner grid ``x``, ``y``, ``z`` (mm, 1-D; from ``smartnet.data.demo.make_volume``), brain
     size factor ``scale``, bleeds of ``kinds`` when ``hemorrhage``, the scanner's bright band along the inner table

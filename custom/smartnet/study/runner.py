@@ -140,7 +140,7 @@ def _prepare_data(study: Study) -> None:
         written = study.dataset_dir / "generator.json"  # demo data record the settings that wrote them
         if study.demo_data and written.is_file():
             settings = json.loads(written.read_text())
-            wanted = {"generator_version": GENERATOR_VERSION, "anatomy": "phantom", "inner_table_band": True,
+            wanted = {"generator_version": GENERATOR_VERSION, "anatomy": "phantom", "inner_table_band": False,
                       **study.demo_data}
             differ = {k: (settings.get(k), v) for k, v in wanted.items() if settings.get(k) != v}
             if differ:
