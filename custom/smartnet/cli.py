@@ -27,8 +27,7 @@ import fire
 from .bundle_run import (BUNDLE_NAMES, BUNDLES_ENV, REPO_BUNDLES, STAGE_BUNDLES, bundle_run_command,
                          bundles_dir_or_default)
 from .data.datalist import write_datalist
-from .data.demo import GENERATOR_VERSION
-from .data.demo_dataset import DATASET_ANATOMIES, write_demo_dataset
+from .data.demo_dataset import DATASET_ANATOMIES, settings_differing, write_demo_dataset
 from .data.real_anatomy import write_real_anatomy_set
 from .data.validation import validate_datalist
 from .errors import DatasetProblems
@@ -222,12 +221,10 @@ def demo(
     if "upstream" not in chosen and not upstream_weights.is_file():
         _fail(f"{upstream_weights} does not exist: run the upstream stage first (--stages upstream,cls,seg)")
     data = Path(data_dir).expanduser()
-    written = data / "generator.json"  # what the data in data_dir was generated with
-    wanted = {"generator_version": GENERATOR_VERSION, "anatomy": anatomy, "inner_table_band": False, "size": size,
-              **DEMO_SPLITS}
-    stale = written.is_file() and {k: json.loads(written.read_text()).get(k) for k in wanted} != wanted
+    stale = settings_differing(data, anatomy=anatomy, size=size, **DEMO_SPLITS)  # against their generator.json
     if stale:
-        print(f"the demo data in {data} was generated with other settings than {wanted}: writing it again")
+        print(f"the demo data in {data} were generated with other settings (written, wanted: {stale}): writing them "
+              "again")
     if _flag(regenerate, "regenerate") or stale or not (data / "datalist.json").is_file():
         demo_data(str(data), size=size, anatomy=anatomy, **DEMO_SPLITS)
     else:

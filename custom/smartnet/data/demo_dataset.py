@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -14,7 +14,7 @@ from .datalist import write_datalist
 from .demo import ANATOMIES, GENERATOR_VERSION, HEMORRHAGE_KINDS, make_volume
 from .subtypes import SUBTYPES_CSV, write_subtypes_csv
 
-__all__ = ["DATASET_ANATOMIES", "write_demo_dataset", "save_nifti"]
+__all__ = ["DATASET_ANATOMIES", "settings_differing", "write_demo_dataset", "save_nifti"]
 
 # a dataset's anatomy: one of make_volume's, or "mixed" (phantom and head volumes alternating within each class)
 DATASET_ANATOMIES = ANATOMIES + ("mixed",)
@@ -28,6 +28,18 @@ def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
     tmp = path.with_name(".tmp_" + path.name)
     nib.save(img, tmp)
     os.replace(tmp, path)
+
+
+def settings_differing(root: str | os.PathLike, **wanted: Any) -> dict[str, tuple[Any, Any]] | None:
+    """``{setting: (written, wanted)}`` for each of ``wanted`` that the demo data in ``root`` were not written with,
+    against their ``generator.json``; this generator's version and the defaults of ``write_demo_dataset``'s switches
+    are always among the wanted. None when ``root`` holds no ``generator.json`` (data of the user's own)."""
+    written = Path(root).expanduser() / "generator.json"
+    if not written.is_file():
+        return None
+    settings = json.loads(written.read_text())
+    wanted = {"generator_version": GENERATOR_VERSION, "anatomy": "phantom", "inner_table_band": False, **wanted}
+    return {k: (settings.get(k), v) for k, v in wanted.items() if settings.get(k) != v}
 
 
 def write_demo_dataset(

@@ -28,8 +28,7 @@ from typing import Optional
 
 from ..bundle_run import STAGE_BUNDLES, bundle_run_command, bundles_dir_or_default
 from ..checkpoints import latest_checkpoint
-from ..data.demo import GENERATOR_VERSION
-from ..data.demo_dataset import write_demo_dataset
+from ..data.demo_dataset import settings_differing, write_demo_dataset
 from ..storage import atomic_write_text
 from .results import write_results
 from .spec import Arm, Study, StudyError, load_study
@@ -137,15 +136,10 @@ def _finished_with(folder: Path, study: Study, arm: Arm, bundles_dir: Path) -> b
 
 def _prepare_data(study: Study) -> None:
     if (study.dataset_dir / "datalist.json").is_file():
-        written = study.dataset_dir / "generator.json"  # demo data record the settings that wrote them
-        if study.demo_data and written.is_file():
-            settings = json.loads(written.read_text())
-            wanted = {"generator_version": GENERATOR_VERSION, "anatomy": "phantom", "inner_table_band": False,
-                      **study.demo_data}
-            differ = {k: (settings.get(k), v) for k, v in wanted.items() if settings.get(k) != v}
-            if differ:
-                raise StudyError(f"the demo data in {study.dataset_dir} were generated with other settings "
-                                 f"(written, wanted: {differ}); delete the folder or change dataset_dir")
+        differ = settings_differing(study.dataset_dir, **study.demo_data) if study.demo_data else None
+        if differ:
+            raise StudyError(f"the demo data in {study.dataset_dir} were generated with other settings "
+                             f"(written, wanted: {differ}); delete the folder or change dataset_dir")
         return
     if not study.demo_data:
         raise StudyError(f"no datalist.json in {study.dataset_dir}; make one with `smartnet datalist` or add "
