@@ -71,3 +71,23 @@ def test_convexity_bleeds_follow_the_skull_not_a_calcification_inside_it():
         for seed in (0, 4, 9, 10):
             blood = paint_bleed(np.random.default_rng(seed), kind, masks, spacing)
             assert blood.sum() > 100 and not (blood & near).any(), (kind, seed)
+
+
+def test_intraventricular_blood_is_one_region_not_noise_speckle():
+    """The ventricles are found by the local mean of the CSF's density, so that the painted blood fills the dependent
+    part of a ventricle as one region (a mask of scattered voxels, CSF picked voxel by voxel from the noise, is a
+    pattern no scanner makes and no model trained on real bleeds would find)."""
+    from scipy import ndimage
+
+    from smartnet.data.real_anatomy import anatomy_masks, paint_bleed
+
+    source = nib.load(SHARED_DATA / "ge_head_ct_axial_256.nii.gz")
+    hu = np.asarray(source.dataobj).astype(np.float32)
+    spacing = tuple(float(v) for v in source.header.get_zooms()[:3])
+    masks = anatomy_masks(hu)
+    for seed in (0, 1, 2):
+        blood = paint_bleed(np.random.default_rng(seed), "intraventricular", masks, spacing)
+        labels, count = ndimage.label(blood)
+        assert blood.sum() > 200 and count >= 1, seed
+        largest = np.bincount(labels.ravel())[1:].max()
+        assert largest >= 0.7 * blood.sum(), (seed, count, largest / blood.sum())

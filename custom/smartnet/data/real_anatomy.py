@@ -8,7 +8,8 @@ in-plane shift and an optional left-right flip, so that a model cannot pass by m
 Bleeds follow the anatomy found in the image itself:
 
 * intracranial cavity: inside the skull (bone > 300 HU), per slice, holes filled, skull removed;
-* brain: cavity voxels between 10 and 60 HU; CSF / ventricles: cavity voxels between -5 and 15 HU near the midline;
+* brain: cavity voxels between 10 and 60 HU; CSF / ventricles: cavity voxels whose local mean (Gaussian, 1 voxel
+  in-plane) is between -5 and 18 HU, near the midline;
 * epidural (lens) and subdural (crescent) blood along the inner table, subarachnoid streaks in the outer cortex,
   intraparenchymal blobs in the brain, intraventricular blood in the dependent (posterior) part of the ventricles.
 
@@ -47,7 +48,8 @@ def anatomy_masks(hu: np.ndarray) -> dict[str, np.ndarray]:
             cavity[..., z] = labels == 1 + int(np.argmax(sizes))
     cavity &= (hu > -50) & (hu < 100)
     brain = cavity & (hu >= 10) & (hu <= 60)
-    csf = cavity & (hu >= -5) & (hu < 15)
+    smooth = ndimage.gaussian_filter(hu, (1.0, 1.0, 0.0))  # CSF by its local mean: one region, not noise speckle
+    csf = cavity & (smooth >= -5) & (smooth < 18)
     return {"cavity": cavity, "brain": brain, "csf": csf}
 
 
