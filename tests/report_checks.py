@@ -1,10 +1,15 @@
-"""Checks shared by the report tests: PNG validity and size, and that report.html references only existing files."""
+"""Checks shared by the report tests: PNG validity and size, that report.html references only existing files, and
+an evaluation folder as the slice evaluation report writes it."""
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 import struct
 from pathlib import Path
+
+import numpy as np
 
 CURVES = (1000, 460)
 SQUARE = (500, 500)
@@ -34,3 +39,23 @@ def check_report(folder: Path, expected: dict[str, tuple[int, int]]) -> str:
     assert sorted(Path(s).name for s in sources) == on_disk
     assert set(expected) <= set(on_disk), (expected, on_disk)
     return html
+
+
+def write_slice_evaluation(folder: Path, labels: np.ndarray, scores: np.ndarray) -> None:
+    """What SliceEvaluationReport writes for 20 cases of 4 slices (``labels`` and ``scores``: 80 slices, case by case)."""
+    folder.mkdir(parents=True)
+    slices = [{"case_id": f"c{i // 4}", "slice_index": i % 4, "probability": float(s), "label": int(y)}
+              for i, (y, s) in enumerate(zip(labels, scores))]
+    cases = []
+    for c in range(20):
+        rows = slices[4 * c: 4 * c + 4]
+        cases.append({"case_id": f"c{c}", "slices": 4, "positive_slices": sum(r["label"] for r in rows),
+                      "volume_label": int(any(r["label"] for r in rows)),
+                      "volume_score": max(r["probability"] for r in rows), "dice": 0.5 + 0.02 * c})
+    for name, rows in (("slice_predictions.csv", slices), ("per_case.csv", cases)):
+        with open(folder / name, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    metrics = {"metrics": {"slice_auroc": 0.0}, "summary": {"threshold": 0.5, "slices": 80, "volumes": 20}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))

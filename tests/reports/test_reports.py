@@ -3,7 +3,6 @@ Grad-CAM maps, the HTML's references, and the HTML rendered in headless Chromium
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import subprocess
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from report_checks import png_size
+from report_checks import png_size, write_slice_evaluation
 from smartnet.reports import auroc, binary_metrics_with_ci, bootstrap_ci, build_report, mean_with_ci
 from smartnet.reports.figures import DPI, plot_activation_maps, plot_overlays, plot_tsne
 
@@ -63,30 +62,10 @@ def test_statistics_equal_independent_computations_and_cis_contain_them(scored):
     assert bootstrap_ci(auroc, np.ones(5), np.arange(5.0)) == (pytest.approx(np.nan, nan_ok=True),) * 2
 
 
-def _write_evaluation(folder: Path, labels: np.ndarray, scores: np.ndarray) -> None:
-    """What SliceEvaluationReport writes for 20 cases of 4 slices."""
-    folder.mkdir(parents=True)
-    slices = [{"case_id": f"c{i // 4}", "slice_index": i % 4, "probability": float(s), "label": int(y)}
-              for i, (y, s) in enumerate(zip(labels, scores))]
-    cases = []
-    for c in range(20):
-        rows = slices[4 * c: 4 * c + 4]
-        cases.append({"case_id": f"c{c}", "slices": 4, "positive_slices": sum(r["label"] for r in rows),
-                      "volume_label": int(any(r["label"] for r in rows)),
-                      "volume_score": max(r["probability"] for r in rows), "dice": 0.5 + 0.02 * c})
-    for name, rows in (("slice_predictions.csv", slices), ("per_case.csv", cases)):
-        with open(folder / name, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    metrics = {"metrics": {"slice_auroc": 0.0}, "summary": {"threshold": 0.5, "slices": 80, "volumes": 20}}
-    (folder / "metrics.json").write_text(json.dumps(metrics))
-
-
 def test_report_from_saved_predictions(scored, tmp_path):
     labels, scores = scored
     folder = tmp_path / "evaluation"
-    _write_evaluation(folder, labels, scores)
+    write_slice_evaluation(folder, labels, scores)
     result = subprocess.run([sys.executable, "-m", "smartnet.cli", "report", str(folder), "--n_boot", "200"],
                             capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
     assert result.returncode == 0, result.stderr
@@ -181,7 +160,7 @@ def test_report_renders_in_headless_chromium_with_every_image_loaded(scored, tmp
     assert chromium, "Chromium is part of the test setup (README's test command installs Debian's chromium)"
     labels, scores = scored
     folder = tmp_path / "evaluation"
-    _write_evaluation(folder, labels, scores)
+    write_slice_evaluation(folder, labels, scores)
     page = build_report(folder, n_boot=100)
     probe = folder / "probe.html"  # the report plus a script that records, after load, how many images decoded
     probe.write_text(page.read_text().replace("</body>", (
