@@ -42,7 +42,7 @@ def check_report(folder: Path, expected: dict[str, tuple[int, int]]) -> str:
 
 
 def write_slice_evaluation(folder: Path, labels: np.ndarray, scores: np.ndarray) -> None:
-    """What SliceEvaluationReport writes for 20 cases of 4 slices (``labels`` and ``scores``: 80 slices, case by case)."""
+    """What SliceEvaluationReport writes for 20 cases of 4 slices (``labels``, ``scores``: 80 slices, case by case)."""
     folder.mkdir(parents=True)
     slices = [{"case_id": f"c{i // 4}", "slice_index": i % 4, "probability": float(s), "label": int(y)}
               for i, (y, s) in enumerate(zip(labels, scores))]

@@ -30,7 +30,8 @@ def test_report_figures_of_the_upstream_keep_the_most_probable_slices_and_the_la
         truth = torch.zeros(1, 64, 64)
         truth[:, 10:10 + size, 10:10 + size] = 1
         item = {"image": torch.rand(1, 64, 64), "case_id": f"c{i // 2}", "slice_index": i % 2}
-        batches.append((item, {"cls_prob": torch.tensor([p], dtype=torch.float64), "seg": torch.roll(truth, 1, 1), "label": truth}))
+        prob = torch.tensor([p], dtype=torch.float64)
+        batches.append((item, {"cls_prob": prob, "seg": torch.roll(truth, 1, 1), "label": truth}))
 
     def step(engine, batch):
         item, output = batch
