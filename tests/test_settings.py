@@ -26,6 +26,7 @@ def test_reference_and_demo_settings_pass():
     ({"seg_prior": 1.0}, "seg_prior 1.0 must be a lesion probability"),
     ({"variant": "single_cls", "seg_prior": 0.01}, "seg_prior sets the SEG head's starting bias"),
     ({"negative_sampling": "random"}, "negative_sampling 'random'"),
+    ({"seg_dice": "volume"}, "seg_dice 'volume'"),
     ({"operator": "lstm3d"}, "operator 'lstm3d'"),
     ({"init": "pretrained"}, "init 'pretrained'"),
     ({"task": "both"}, "task 'both'"),

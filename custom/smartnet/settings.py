@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from .errors import SettingsError
+from .losses.segmentation import DICE_REDUCTIONS
 from .weight_record import WEIGHT_SETTINGS, SettingsRecord, settings_mismatches
 from .networks.encoders import ENCODERS
 from .networks.multitask_2d import VARIANTS
@@ -51,6 +52,7 @@ def check_settings(
     seg_evidence: Optional[bool] = None,
     seg_peak: Optional[bool] = None,
     seg_prior: Optional[float] = None,
+    seg_dice: Optional[str] = None,
 ) -> None:
     """Raise ``SettingsError`` listing every problem of the given settings (``None`` = not a setting of this bundle).
 
@@ -67,6 +69,7 @@ def check_settings(
         seg_evidence: the classifier's segmentation evidence from the upstream's seg decoder and head (needs
             ``init`` ``upstream_with_decoder``, or ``checkpoint``).
         seg_prior: upstream: the SEG head's starting lesion probability, in (0, 1) (needs a SEG head).
+        seg_dice: upstream: how the SEG loss's Dice is reduced, one of ``DICE_REDUCTIONS``.
         seg_peak: upstream: the slice logit adds the SEG head's peak (needs the CLS and SEG heads); volume
             classifier: keep that slice logit (needs ``slice_head`` and ``init`` ``upstream_with_decoder``).
     """
@@ -93,6 +96,7 @@ def check_settings(
             problems.append(f"seg_prior sets the SEG head's starting bias, but variant {variant!r} has "
                             f"{list(VARIANTS[variant])}, set seg_prior null")
     _choice(problems, "negative_sampling", negative_sampling, NEGATIVE_SAMPLING)
+    _choice(problems, "seg_dice", seg_dice, DICE_REDUCTIONS)
     _choice(problems, "operator", operator, OPERATORS)
     _choice(problems, "task", task, DOWNSTREAM_TASKS)
     _choice(problems, "init", init, INITS)

@@ -82,6 +82,31 @@ def test_masked_dice_leaves_padding_out_after_the_sigmoid():
     assert torch.allclose(masked, unpadded, atol=1e-5) and float(masked) < 1e-3
 
 
+def test_lesion_slice_dice_weighs_each_lesion_slice_once():
+    """A large lesion found and a thin one missed: the batch Dice is close to 1 - 2*100/(100+102), the per-lesion-slice
+    Dice averages a perfect and a null slice (0.5); lesion-free slices (the third) add nothing but their BCE."""
+    target = torch.zeros(3, 1, 10, 10)
+    target[0] = 1.0
+    target[1, 0, 0, :2] = 1.0
+    logits = torch.full((3, 1, 10, 10), -20.0)
+    logits[0] = 20.0
+    batch = DiceBCELoss(lambda_bce=0.0)(logits, target)
+    per_slice = DiceBCELoss(lambda_bce=0.0, dice_over="lesion_slice")(logits, target)
+    assert float(batch) == pytest.approx(1 - 200 / 202, abs=1e-4)
+    assert float(per_slice) == pytest.approx(0.5, abs=1e-4)
+    padded = DiceBCELoss(lambda_bce=0.0, dice_over="lesion_slice")(logits, target, torch.ones_like(target))
+    assert float(padded) == pytest.approx(0.5, abs=1e-4)
+    with pytest.raises(ValueError, match="dice_over"):
+        DiceBCELoss(dice_over="volume")
+
+
+def test_lesion_slice_dice_is_zero_without_lesion():
+    logits = torch.randn(2, 1, 8, 8)
+    target = torch.zeros(2, 1, 8, 8)
+    loss = DiceBCELoss(dice_over="lesion_slice")(logits, target)
+    assert torch.allclose(loss, F.binary_cross_entropy_with_logits(logits, target))
+
+
 def test_dice_term_is_zero_without_lesion():
     logits = torch.randn(2, 1, 8, 8)
     target = torch.zeros(2, 1, 8, 8)

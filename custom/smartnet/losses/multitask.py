@@ -25,6 +25,8 @@ class MultiTaskLoss(nn.Module):
         weights: per-term weights; missing keys take ``DEFAULT_WEIGHTS`` (1 / 1 / 1 / 0.5).
         block: consistency tile size in pixels, normally the network's ``output_stride``.
         in_channels: input channels (width of the reconstruction output).
+        seg_dice: how the segmentation Dice is reduced, ``"batch"`` (the reference) or ``"lesion_slice"``
+            (``DiceBCELoss``'s ``dice_over``).
 
     ``forward(pred, target)``: ``pred`` is the network's packed output ``(B, K, H, W)``; ``target`` is
     ``(B, 1 + C_in, H, W)``: the lesion mask followed by the network input (the reconstruction target), as built by
@@ -39,6 +41,7 @@ class MultiTaskLoss(nn.Module):
         weights: Mapping[str, float] | None = None,
         block: int = 16,
         in_channels: int = 1,
+        seg_dice: str = "batch",
     ) -> None:
         super().__init__()
         self.tasks = _check_tasks(tasks)
@@ -47,7 +50,7 @@ class MultiTaskLoss(nn.Module):
         self.consistency = consistency
         self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         self.in_channels = in_channels
-        self.seg_loss = DiceBCELoss()
+        self.seg_loss = DiceBCELoss(dice_over=seg_dice)
         self.consistency_loss = ConsistencyLoss(block)
         self.last_terms: dict[str, float] = {}
 

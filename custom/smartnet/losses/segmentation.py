@@ -1,4 +1,5 @@
-"""Segmentation loss of the reference: batch soft Dice + BCE, with the Dice term off for lesion-free batches."""
+"""Segmentation loss of the reference: batch soft Dice + BCE, with the Dice term off for lesion-free batches; or the
+Dice averaged over the lesion slices (`dice_over="lesion_slice"`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,27 @@ import torch
 from monai.losses import DiceLoss, MaskedDiceLoss
 from torch import nn
 
-__all__ = ["DiceBCELoss", "VolumeDiceBCELoss"]
+__all__ = ["DICE_REDUCTIONS", "DiceBCELoss", "VolumeDiceBCELoss", "lesion_slice_dice_loss"]
+
+DICE_REDUCTIONS = ("batch", "lesion_slice")
+
+
+def lesion_slice_dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """``1 - mean Dice`` over the samples whose target has a lesion pixel; each such sample counts once.
+
+    ``prob`` and ``target`` ``(B, 1, *spatial)``, probabilities (0 on masked voxels) and {0, 1}. A batch Dice pools
+    the pixels of the batch, so a 4 mL intraparenchymal blob outweighs a 2-pixel-wide subdural crescent on another
+    slice; averaged per lesion slice, both weigh the same. Lesion-free samples are left to the BCE. Output: a
+    scalar, 0 when no sample has a lesion.
+    """
+    dims = tuple(range(1, target.dim()))
+    positive = target.sum(dim=dims) > 0
+    if not bool(positive.any()):
+        return prob.sum() * 0.0
+    intersection = (prob * target).sum(dim=dims)
+    denominator = prob.sum(dim=dims) + target.sum(dim=dims)
+    dice = 2.0 * intersection / (denominator + eps)
+    return 1.0 - dice[positive].mean()
 
 
 class DiceBCELoss(nn.Module):
@@ -19,13 +40,18 @@ class DiceBCELoss(nn.Module):
     Args:
         lambda_dice: weight of the Dice term.
         lambda_bce: weight of the BCE term.
+        dice_over: ``"batch"`` (the reference, above) or ``"lesion_slice"``: the Dice of each sample with a lesion,
+            averaged (``lesion_slice_dice_loss``); ``ValueError`` for anything else.
 
     ``forward(logits, target, mask=None)``: ``logits`` and ``target`` ``(B, 1, *spatial)``, target in {0, 1};
     ``mask`` optional ``(B, 1, *spatial)`` in {0, 1} (0 = padding, left out of both terms). Output: a scalar.
     """
 
-    def __init__(self, lambda_dice: float = 1.0, lambda_bce: float = 1.0) -> None:
+    def __init__(self, lambda_dice: float = 1.0, lambda_bce: float = 1.0, dice_over: str = "batch") -> None:
         super().__init__()
+        if dice_over not in DICE_REDUCTIONS:
+            raise ValueError(f"dice_over must be one of {DICE_REDUCTIONS}, got {dice_over!r}")
+        self.dice_over = dice_over
         self.dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=0.0, smooth_dr=1e-7)
         # probabilities in, not logits: masked voxels must be 0 after the sigmoid (MONAI before 1.5.2 masked the logits
         # first, so that padding counted as p = 0.5; MONAI issue 8655)
@@ -40,7 +66,10 @@ class DiceBCELoss(nn.Module):
             weights = mask.expand_as(logits).to(logits.dtype)
             voxels = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
             bce = (voxels * weights).sum() / weights.sum().clamp(min=1.0)
-        if (target if mask is None else target * mask).sum() > 0:
+        if self.dice_over == "lesion_slice":
+            prob = torch.sigmoid(logits) if mask is None else torch.sigmoid(logits) * mask
+            dice = lesion_slice_dice_loss(prob, target if mask is None else target * mask)
+        elif (target if mask is None else target * mask).sum() > 0:
             dice = self.dice(logits, target) if mask is None else self.masked_dice(torch.sigmoid(logits), target, mask)
         else:
             dice = logits.sum() * 0.0
