@@ -20,14 +20,11 @@ def lesion_slice_dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float 
     slice; averaged per lesion slice, both weigh the same. Lesion-free samples are left to the BCE. Output: a
     scalar, 0 when no sample has a lesion.
     """
-    dims = tuple(range(1, target.dim()))
-    positive = target.sum(dim=dims) > 0
+    positive = target.flatten(1).sum(dim=1) > 0
     if not bool(positive.any()):
         return prob.sum() * 0.0
-    intersection = (prob * target).sum(dim=dims)
-    denominator = prob.sum(dim=dims) + target.sum(dim=dims)
-    dice = 2.0 * intersection / (denominator + eps)
-    return 1.0 - dice[positive].mean()
+    per_sample = DiceLoss(sigmoid=False, batch=False, reduction="none", smooth_nr=0.0, smooth_dr=eps)(prob, target)
+    return per_sample.flatten(1).mean(dim=1)[positive].mean()
 
 
 class DiceBCELoss(nn.Module):
