@@ -11,8 +11,11 @@ __all__ = ["DICE_REDUCTIONS", "DiceBCELoss", "VolumeDiceBCELoss", "lesion_slice_
 
 DICE_REDUCTIONS = ("batch", "lesion_slice")
 
+# one soft Dice per sample (stateless; built once, not at every training step)
+_PER_SAMPLE_DICE = DiceLoss(sigmoid=False, batch=False, reduction="none", smooth_nr=0.0, smooth_dr=1e-7)
 
-def lesion_slice_dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+
+def lesion_slice_dice_loss(prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``1 - mean Dice`` over the samples whose target has a lesion pixel; each such sample counts once.
 
     ``prob`` and ``target`` ``(B, 1, *spatial)``, probabilities (0 on masked voxels) and {0, 1}. A batch Dice pools
@@ -23,7 +26,7 @@ def lesion_slice_dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float 
     positive = target.flatten(1).sum(dim=1) > 0
     if not bool(positive.any()):
         return prob.sum() * 0.0
-    per_sample = DiceLoss(sigmoid=False, batch=False, reduction="none", smooth_nr=0.0, smooth_dr=eps)(prob, target)
+    per_sample = _PER_SAMPLE_DICE(prob, target)
     return per_sample.flatten(1).mean(dim=1)[positive].mean()
 
 
