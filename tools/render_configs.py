@@ -15,7 +15,9 @@ narrower layer may add keys but never redefine a leaf a broader one set (:class:
 differs between bundles lives in the narrower layers only, so the bundles cannot drift apart by an edit to one of
 them. A rendered file lists its keys in the order of ``bundles/_source/key_order.json`` (nested: each dict's keys;
 keys it does not list follow in layer order, broadest first) and every ``changelog`` newest version first.
-``tests/test_config_sources.py`` fails when a committed file differs from its sources.
+The bundles' ``version`` is the package's (``__version__`` in ``custom/smartnet/__init__.py``, which
+``setup.cfg`` reads too): it is written into every ``metadata.json``, whose ``changelog`` must have an entry for it.
+``tests/bundles/test_config_sources.py`` fails when a committed file differs from its sources.
 
     python tools/render_configs.py           write the rendered files
     python tools/render_configs.py --check   exit 1 naming each committed file that differs from its sources
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -40,6 +43,8 @@ SCOPES: dict[str, tuple[str, ...]] = {
 SETTINGS = "settings.json"
 SETTINGS_TARGETS = ("train.json", "inference.json")
 KEY_ORDER = "key_order.json"
+METADATA = "metadata.json"
+PACKAGE_INIT = REPO / "custom" / "smartnet" / "__init__.py"
 
 
 class ConfigSourceError(ValueError):
@@ -65,6 +70,14 @@ def _merge(into: dict, layer: dict, origin: dict, source: str, path: str = "") -
             )
 
 
+def package_version(init: Path = PACKAGE_INIT) -> str:
+    """The package's ``__version__``, read from its ``__init__.py`` (no import: the tool runs without the package)."""
+    found = re.search(r'^__version__ = "([^"]+)"$', init.read_text(encoding="utf-8"), re.MULTILINE)
+    if not found:
+        raise ConfigSourceError(f"{init}: no line __version__ = \"...\"")
+    return found.group(1)
+
+
 def _leaves(d: dict, path: str) -> list[str]:
     out = []
     for key, value in d.items():
@@ -88,8 +101,10 @@ def config_files(source: Path = SOURCE) -> list[str]:
     return sorted(names | (set(SETTINGS_TARGETS) if (source / "all" / SETTINGS).exists() else set()))
 
 
-def render_config(bundle: str, name: str, source: Path = SOURCE) -> str:
-    """The text of ``bundles/<bundle>/configs/<name>`` from the layers that apply, as pretty 4-space JSON."""
+def render_config(bundle: str, name: str, source: Path = SOURCE, version: str | None = None) -> str:
+    """The text of ``bundles/<bundle>/configs/<name>`` from the layers that apply, as pretty 4-space JSON.
+
+    ``metadata.json`` gets ``version`` (default: the package's), which its changelog must name."""
     rendered: dict = {}
     origin: dict = {}
     for scope in SCOPES[bundle]:
@@ -98,6 +113,13 @@ def render_config(bundle: str, name: str, source: Path = SOURCE) -> str:
             path = source / scope / part
             if path.exists():
                 _merge(rendered, _layer(path), origin, path.relative_to(source.parent).as_posix())
+    if name == METADATA:
+        if "version" in rendered:
+            raise ConfigSourceError(f"{bundle}'s metadata sources set 'version': it is the package's __version__")
+        rendered["version"] = version or package_version()
+        if rendered["version"] not in rendered.get("changelog", {}):
+            raise ConfigSourceError(f"{bundle}'s changelog has no entry for version {rendered['version']} "
+                                    f"(add one to bundles/_source/{bundle}/metadata.json)")
     order_file = source / KEY_ORDER
     skeleton = _layer(order_file).get(name) if order_file.exists() else None
     return json.dumps(_ordered(rendered, skeleton), indent=4) + "\n"

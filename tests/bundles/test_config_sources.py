@@ -73,5 +73,21 @@ def test_layers_merge_key_by_key_with_settings_in_train_and_inference(tmp_path):
         "encoder": "resnet50", "net": {"_target_": "Net"}, "epochs": 5}
     assert json.loads(render_configs.render_config("smartnet_down_seg", "inference.json", source)) == {
         "encoder": "resnet50", "net": {"_target_": "Net"}, "threshold": 0.5}
-    changelog = json.loads(render_configs.render_config("smartnet_down_cls", "metadata.json", source))["changelog"]
-    assert list(changelog) == ["0.10.0", "0.9.0", "0.2.0"]  # newest first, by version not by text
+    metadata = json.loads(render_configs.render_config("smartnet_down_cls", "metadata.json", source, "0.10.0"))
+    assert list(metadata["changelog"]) == ["0.10.0", "0.9.0", "0.2.0"]  # newest first, by version not by text
+    assert metadata["version"] == "0.10.0"
+
+
+def test_the_bundles_version_is_the_packages_and_has_a_changelog_entry(tmp_path):
+    import smartnet
+
+    assert render_configs.package_version() == smartnet.__version__
+    for name in render_configs.SCOPES:
+        meta = json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text(encoding="utf-8"))
+        assert meta["version"] == smartnet.__version__
+    source = _sources(tmp_path, {"all/metadata.json": {"changelog": {"0.9.0": "b"}}})
+    with pytest.raises(render_configs.ConfigSourceError, match="no entry for version 0.10.0"):
+        render_configs.render_config("smartnet_upstream", "metadata.json", source, "0.10.0")
+    source = _sources(tmp_path, {"all/metadata.json": {"version": "0.9.0", "changelog": {"0.9.0": "b"}}})
+    with pytest.raises(render_configs.ConfigSourceError, match="the package's __version__"):
+        render_configs.render_config("smartnet_upstream", "metadata.json", source, "0.9.0")
