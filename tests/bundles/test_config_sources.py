@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
+
+import smartnet
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("render_configs", REPO / "tools" / "render_configs.py")
@@ -79,8 +82,6 @@ def test_layers_merge_key_by_key_with_settings_in_train_and_inference(tmp_path):
 
 
 def test_the_bundles_version_is_the_packages_and_has_a_changelog_entry(tmp_path):
-    import smartnet
-
     assert render_configs.package_version() == smartnet.__version__
     for name in render_configs.SCOPES:
         meta = json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text(encoding="utf-8"))
@@ -91,3 +92,13 @@ def test_the_bundles_version_is_the_packages_and_has_a_changelog_entry(tmp_path)
     source = _sources(tmp_path, {"all/metadata.json": {"version": "0.9.0", "changelog": {"0.9.0": "b"}}})
     with pytest.raises(render_configs.ConfigSourceError, match="the package's __version__"):
         render_configs.render_config("smartnet_upstream", "metadata.json", source, "0.9.0")
+
+
+def test_the_docs_name_the_current_version_in_their_commands():
+    """Download and release commands in the docs name archives of the package's version, not of an older one."""
+    docs = [REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "bundles").glob("*/docs/*.md")]
+    pattern = re.compile(r"--version (\d+\.\d+\.\d+)|_v(\d+\.\d+\.\d+)\.zip|/v(\d+\.\d+\.\d+)\b")
+    named = {(doc.relative_to(REPO).as_posix(), next(g for g in m.groups() if g))
+             for doc in docs for m in pattern.finditer(doc.read_text(encoding="utf-8"))}
+    assert named, "the docs show no download or release command"
+    assert {version for _, version in named} == {smartnet.__version__}, sorted(named)
