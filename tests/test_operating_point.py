@@ -21,12 +21,35 @@ def test_youden_separates_an_uncalibrated_but_perfect_classifier():
     assert (record["n_positive"], record["n_negative"]) == (3, 4)
 
 
-def test_the_threshold_lies_midway_between_the_classes_on_the_logit_scale():
+def test_between_classes_that_spread_alike_the_threshold_lies_midway_on_the_logit_scale():
     # the network's output is linear in logits: midway between 0.01 and 0.4 there is 0.076, not 0.205
-    record = choose_threshold(np.array([0.005, 0.01, 0.4, 0.9]), np.array([0, 0, 1, 1]), "youden")
+    low, high = np.log(0.01 / 0.99), np.log(0.4 / 0.6)
+    logits = np.array([low - 0.5, low, high, high + 0.5])
+    record = choose_threshold(1 / (1 + np.exp(-logits)), np.array([0, 0, 1, 1]), "youden")
     logit = np.log(record["threshold"] / (1 - record["threshold"]))
-    assert logit == pytest.approx((np.log(0.01 / 0.99) + np.log(0.4 / 0.6)) / 2)
+    assert logit == pytest.approx((low + high) / 2, abs=1e-6)
     assert record["threshold"] == pytest.approx(0.0758, abs=1e-3)
+
+
+def test_a_gap_tie_goes_nearer_the_class_that_spreads_less():
+    # lesion-free heads cluster, bleeds of every size spread: the threshold sits nearer the negatives, and still
+    # a tenth of the gap away from the highest of them
+    negatives = np.array([-10.0, -9.5, -9.0, -8.5, -8.0])
+    positives = np.array([0.0, 4.0, 8.0, 12.0, 16.0])
+    scores = 1 / (1 + np.exp(-np.concatenate([negatives, positives])))
+    record = choose_threshold(scores, np.array([0] * 5 + [1] * 5), "youden")
+    logit = np.log(record["threshold"] / (1 - record["threshold"]))
+    assert record["sensitivity"] == 1.0 and record["specificity"] == 1.0
+    assert -8.0 + 0.8 - 1e-9 <= logit < -4.0  # nearer -8 than the gap's middle (-4)
+    swapped = choose_threshold(1 - scores, np.array([1] * 5 + [0] * 5), "youden")  # the mirror image
+    assert np.log(swapped["threshold"] / (1 - swapped["threshold"])) == pytest.approx(-logit, abs=1e-6)
+
+
+def test_a_tie_over_two_gaps_keeps_the_largest_j():
+    # J = 2/3 below 0.3 and above 0.5, 1/3 between: a threshold between the two best gaps would halve J
+    record = choose_threshold(np.array([0.1, 0.2, 0.3, 0.5, 0.6, 0.7]), np.array([0, 0, 1, 0, 1, 1]), "youden")
+    assert record["sensitivity"] + record["specificity"] - 1 == pytest.approx(2 / 3)
+    assert not 0.3 < record["threshold"] < 0.5
 
 
 def test_target_sensitivity_takes_the_highest_threshold_that_reaches_it():

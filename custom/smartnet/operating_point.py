@@ -4,7 +4,8 @@ A network's probabilities are not calibrated, so 0.5 means nothing in particular
 perfectly (AUROC 1) and still call every case negative at 0.5. Training therefore picks the threshold on the
 validation set, by one of two rules:
 
-* ``youden``: the threshold maximising Youden's J = sensitivity + specificity - 1 (balanced errors);
+* ``youden``: the threshold maximising Youden's J = sensitivity + specificity - 1 (balanced errors; ties, which
+  on a small validation set span whole gaps between the classes, go where a binormal fit of the logits is best);
 * ``sensitivity``: the highest threshold whose validation sensitivity is at least ``target_sensitivity``
   (e.g. 0.95 for triage, where a missed bleed costs more than a false alarm).
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .checkpoints import load_checkpoint
 from .vocabulary import SUBTYPES
@@ -59,11 +61,14 @@ def choose_threshold(
     """Pick a decision threshold on probabilities ``scores`` (N,) in [0, 1] for binary ``labels`` (N,).
 
     Candidate thresholds are the midpoints between consecutive distinct scores (so a threshold never sits exactly on
-    a validation case), plus the ends. Midpoints are taken on the logit scale, where the network's output is
-    linear: between well separated classes at 0.01 and 0.4 the threshold is 0.076 (logit -2.5), not 0.205, whose
-    logit lies three times closer to the positives than to the negatives. Ties of Youden's J go to the threshold
-    closest to the middle of the gap between the classes. With only one class present, or ``method="fixed"``,
-    ``fixed`` is returned unchanged.
+    a validation case), plus the ends; rates are counted on the validation cases. Every threshold inside a gap
+    between two consecutive scores gives the same counts, so Youden's J ties over whole gaps (and, on a small
+    validation set, over several). The tie goes to the point of the best gaps where a binormal model of the
+    validation logits (one normal per class, the network's output being linear in logits) has its largest J
+    (``_break_youden_tie``): where the positives spread over far more logits than the negatives (bleeds of every
+    size against lesion-free heads), that point lies nearer the negatives than the middle of the gap, and it is
+    the middle when the two classes spread alike (0.01 / 0.4 with equal spreads -> 0.076, logit -2.5, not 0.205).
+    With only one class present, or ``method="fixed"``, ``fixed`` is returned unchanged.
 
     Returns a dict of plain Python values: ``threshold``, ``method``, ``target_sensitivity`` (or None),
     ``sensitivity``, ``specificity`` (at the threshold, on these data), ``n_positive``, ``n_negative``.
@@ -95,7 +100,9 @@ def choose_threshold(
         if method == "youden":
             j = rates[:, 0] + rates[:, 1] - 1.0
             best = np.flatnonzero(np.isclose(j, j.max()))
-            threshold = float(np.median(candidates[best]))  # middle of the best plateau
+            threshold = _break_youden_tie(logits, best, _logit(scores), labels)
+            if threshold is None:  # no bounded gap among the best: the middle of the best candidates
+                threshold = float(np.median(candidates[best]))
         else:
             ok = np.flatnonzero(rates[:, 0] >= target_sensitivity - 1e-12)
             threshold = float(candidates[ok].max())
@@ -104,6 +111,41 @@ def choose_threshold(
     sens, spec = _rates(scores, labels, threshold)
     result.update(threshold=threshold, sensitivity=sens, specificity=spec)
     return result
+
+
+def _break_youden_tie(distinct_logits: np.ndarray, best: np.ndarray, logits: np.ndarray,
+                      labels: np.ndarray) -> float | None:
+    """The threshold (a probability) among Youden-optimal gaps where a binormal fit of the validation logits has the
+    largest J, or None when no best candidate is a bounded gap.
+
+    ``distinct_logits`` (K,): the logits of the distinct validation scores, ascending; ``best``: indices into the
+    K + 1 candidates (0: below every score, k in 1..K-1: the gap between distinct scores k-1 and k, K: above every
+    score) whose J is largest; ``logits`` / ``labels`` (N,): every validation case. Each class's logits are fitted
+    by a normal (mean, sample standard deviation, at least 1e-3); the fitted J(t) = Phi((t - mu_neg) / sd_neg) -
+    Phi((t - mu_pos) / sd_pos) is evaluated on 101 points across the inner 80 % of each best gap (so the threshold
+    keeps a tenth of the gap from the nearest validation case), as log(1 - J) so that classes many standard
+    deviations apart still rank the points, and the best point is returned.
+    """
+    gaps = [int(k) for k in best if 1 <= k <= distinct_logits.size - 1]
+    if not gaps:
+        return None
+
+    def fit(values: np.ndarray) -> tuple[float, float]:
+        sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
+        return float(values.mean()), max(sd, 1e-3)
+
+    mu_neg, sd_neg = fit(logits[~labels])
+    mu_pos, sd_pos = fit(logits[labels])
+    points = np.concatenate([
+        distinct_logits[k - 1] + (distinct_logits[k] - distinct_logits[k - 1]) * np.linspace(0.1, 0.9, 101)
+        for k in gaps])
+    # 1 - J = P(negative above t) + P(positive below t), in logs: far apart classes would round J to 1 everywhere
+    t = torch.as_tensor(points, dtype=torch.float64)
+    log_error = torch.logaddexp(torch.special.log_ndtr(-(t - mu_neg) / sd_neg),
+                                torch.special.log_ndtr((t - mu_pos) / sd_pos)).numpy()
+    near_best = np.flatnonzero(log_error <= log_error.min() + 1e-9)
+    chosen = float(points[near_best[near_best.size // 2]])  # a flat optimum: its middle point
+    return float(1.0 / (1.0 + np.exp(-chosen)))
 
 
 class OperatingPoint:
