@@ -19,7 +19,7 @@ release archive carries inside the bundle is found without installing the projec
 import logging as _logging
 import os as _os
 
-__version__ = "0.9.7"
+__version__ = "0.9.8"
 
 from . import checkpoints, data, engines, errors, handlers, inferers, losses, metrics, networks, operating_point, precision, schedules, settings, transforms  # noqa: E402,E501
 from . import guards  # noqa: E402  (after the modules it guards)
