@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 from pathlib import Path
@@ -15,6 +17,23 @@ UPSTREAM = BUNDLES / "smartnet_upstream"
 SHARED_DATA = REPO.parent / "shared" / "data" / "head_ct_ge"
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def run_cli(*args: object) -> subprocess.CompletedProcess:
+    """``smartnet <args>`` run in this process: the console script's ``main`` with both streams captured and its exit
+    status (0 when it returns). Saves the 8 s of a fresh interpreter importing MONAI per call; commands that start
+    bundle runs print those runs' output to the real streams, so their tests start the console script instead
+    (``tests/test_cli_and_schedule.py`` keeps one test on it)."""
+    from smartnet.cli import main
+
+    argv = [str(a) for a in args]
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    return subprocess.CompletedProcess(["smartnet", *argv], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")

@@ -8,24 +8,26 @@ import sys
 
 import pytest
 
+from conftest import run_cli
 from smartnet.data.demo import GENERATOR_VERSION
 from smartnet.schedules import WarmupLinearDecay
 
 
-def smartnet(*args: str) -> subprocess.CompletedProcess:
+def console_script(*args: str) -> subprocess.CompletedProcess:
+    """The real console script in a fresh interpreter (what a user types); other tests use ``run_cli``."""
     return subprocess.run([sys.executable, "-m", "smartnet.cli", *args], capture_output=True, text=True,
                           encoding="utf-8", errors="replace", timeout=600)
 
 
 def test_demo_data_then_datalist_then_validate(tmp_path):
     out = tmp_path / "demo"
-    result = smartnet("demo-data", str(out), "--n_train", "2", "--n_valid", "1", "--n_test", "1", "--size", "32",
+    result = run_cli("demo-data", str(out), "--n_train", "2", "--n_valid", "1", "--n_test", "1", "--size", "32",
                       "--depth", "6")
     assert result.returncode == 0, result.stderr
     datalist = json.loads((out / "datalist.json").read_text())
     assert [len(datalist[k]) for k in ("training", "validation", "test")] == [2, 1, 1]
-    assert smartnet("datalist", str(out)).returncode == 0
-    result = smartnet("validate", str(out / "datalist.json"))
+    assert run_cli("datalist", str(out)).returncode == 0
+    result = run_cli("validate", str(out / "datalist.json"))
     assert result.returncode == 0 and "look right" in result.stdout
     written = json.loads((out / "generator.json").read_text())  # what wrote the files, split sizes included
     assert written["anatomy"] == "phantom" and [written[k] for k in ("n_train", "n_valid", "n_test")] == [2, 1, 1]
@@ -33,16 +35,16 @@ def test_demo_data_then_datalist_then_validate(tmp_path):
 
 
 def test_demo_data_with_head_anatomy_and_a_bad_anatomy(tmp_path):
-    result = smartnet("demo-data", str(tmp_path / "head"), "--n_train", "1", "--n_valid", "1", "--n_test", "1",
+    result = run_cli("demo-data", str(tmp_path / "head"), "--n_train", "1", "--n_valid", "1", "--n_test", "1",
                       "--size", "64", "--depth", "8", "--anatomy", "head")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "head" / "generator.json").read_text())["anatomy"] == "head"
-    result = smartnet("demo-data", str(tmp_path / "bad"), "--anatomy", "skull")
+    result = run_cli("demo-data", str(tmp_path / "bad"), "--anatomy", "skull")
     assert result.returncode == 1 and "unknown anatomy" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_datalist_error_is_a_message_not_a_traceback(tmp_path):
-    result = smartnet("datalist", str(tmp_path / "nowhere"))
+    result = console_script("datalist", str(tmp_path / "nowhere"))
     assert result.returncode == 1
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
 
@@ -72,6 +74,6 @@ def test_bundles_folder_from_the_option_then_the_environment_then_the_checkout(t
     assert bundles_dir_or_default(None) == tmp_path / "site"
     assert bundles_dir_or_default(str(tmp_path / "given")) == tmp_path / "given"
     # a command without bundles there says where it looked and how to point it elsewhere
-    result = smartnet("demo", "--data_dir", str(tmp_path / "data"), "--stages", "upstream")
+    result = run_cli("demo", "--data_dir", str(tmp_path / "data"), "--stages", "upstream")
     assert result.returncode == 1 and str(tmp_path / "site" / "smartnet_upstream") in result.stderr
     assert BUNDLES_ENV in result.stderr and "Traceback" not in result.stderr

@@ -63,6 +63,7 @@ def test_slice_inferer_inside_the_accelerated_inferer_for_the_upstream_model():
     torch.testing.assert_close(actual, expected, rtol=1e-3, atol=1e-4)  # NHWC sums in another order
 
 
+@pytest.mark.slow  # torch.compile builds C++ kernels: about 30 s on 2 cores
 def test_compiled_encoder_matches_and_follows_new_weights():
     """torch.compile with frozen weights: same outputs; loading other weights into the same network is noticed."""
     torch.manual_seed(4)

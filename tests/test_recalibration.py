@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_OVERRIDES, UPSTREAM
+from conftest import TINY_OVERRIDES, UPSTREAM, run_cli
 from smartnet.operating_point import stored_threshold
 from smartnet.recalibration import OperatingPointError, evaluation_scores, rechoose_operating_point
 
@@ -138,10 +138,10 @@ def test_cli_refuses_the_segmenter_and_bad_settings_with_one_line(tiny_dataset, 
     shutil.copytree(UPSTREAM.parent / "smartnet_down_seg" / "configs", seg / "configs")
     (seg / "models").mkdir()
     (seg / "models" / "model.pt").write_bytes(b"")
-    result = _cli(seg, "--dataset_dir", tiny_dataset)
+    result = run_cli("operating-point", seg, "--dataset_dir", tiny_dataset)
     assert result.returncode == 1 and "no decision threshold to choose" in result.stderr
     assert "Traceback" not in result.stderr
-    result = _cli(seg, "--dataset_dir", tiny_dataset, "--method", "best")
+    result = run_cli("operating-point", seg, "--dataset_dir", tiny_dataset, "--method", "best")
     assert result.returncode == 1 and "unknown method 'best'" in result.stderr
-    result = _cli(seg, "--dataset_dir", tiny_dataset, "--dry_run", "maybe")
+    result = run_cli("operating-point", seg, "--dataset_dir", tiny_dataset, "--dry_run", "maybe")
     assert result.returncode == 1 and "--dry_run takes true or false" in result.stderr

@@ -452,8 +452,9 @@ def study(study_file: str, bundles_dir: str | None = None, only: str | None = No
         _fail(f"{len(status['failed'])} arm(s) failed: {', '.join(status['failed'])} (the others are kept)")
 
 
-def main() -> None:
-    """Entry point of the ``smartnet`` console script."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``smartnet`` console script; ``argv`` (the arguments after ``smartnet``) defaults to the
+    command line. Ends with ``SystemExit`` on a refused command (its message on stderr, exit 1)."""
     os.environ.setdefault("PAGER", "cat")  # fire's help must not block in scripts
     commands = {
         "demo": demo,
@@ -467,7 +468,7 @@ def main() -> None:
         "operating-point": operating_point,
     }
     with exits_on_error(code=1):  # a refused command: its message, exit 1, no traceback
-        fire.Fire(commands, serialize=lambda result: None)  # the commands print their own results
+        fire.Fire(commands, command=argv, serialize=lambda result: None)  # the commands print their own results
 
 
 if __name__ == "__main__":

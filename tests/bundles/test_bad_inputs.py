@@ -4,15 +4,13 @@ listing every problem, batch inference carries on past bad files and reports the
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import pytest
 
 from broken_inputs import copy_case, make_broken_corpus, write_good_case
-from conftest import DOWN_CLS, DOWN_SEG, UPSTREAM, run_bundle
+from conftest import DOWN_CLS, DOWN_SEG, UPSTREAM, run_bundle, run_cli
 from smartnet.data import validate_entries
 
 pytestmark = pytest.mark.slow
@@ -45,8 +43,7 @@ def test_cli_validate_lists_every_problem_without_traceback(corpus, tmp_path):
     entries = [entry for entry, _ in corpus.values()]
     datalist = tmp_path / "datalist.json"
     datalist.write_text(json.dumps({"test": entries}))
-    result = subprocess.run([sys.executable, "-m", "smartnet.cli", "validate", str(datalist), "--splits", "test"],
-                            capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
+    result = run_cli("validate", datalist, "--splits", "test")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert f"{len(entries)} problem(s)" in result.stderr

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import run_cli
 from report_checks import png_size, write_slice_evaluation
 from smartnet.reports import auroc, binary_metrics_with_ci, bootstrap_ci, build_report, mean_with_ci
 from smartnet.reports.figures import DPI, plot_activation_maps, plot_overlays, plot_tsne
@@ -66,8 +66,7 @@ def test_report_from_saved_predictions(scored, tmp_path):
     labels, scores = scored
     folder = tmp_path / "evaluation"
     write_slice_evaluation(folder, labels, scores)
-    result = subprocess.run([sys.executable, "-m", "smartnet.cli", "report", str(folder), "--n_boot", "200"],
-                            capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
+    result = run_cli("report", folder, "--n_boot", "200")
     assert result.returncode == 0, result.stderr
     intervals = json.loads((folder / "metrics.json").read_text())["confidence_intervals"]
     assert intervals["slice_auroc"]["value"] == pytest.approx(mann_whitney_auroc(labels, scores))
@@ -90,8 +89,7 @@ def test_report_from_saved_predictions(scored, tmp_path):
 
 
 def test_report_of_a_folder_without_results_is_one_message(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "smartnet.cli", "report", str(tmp_path)], capture_output=True,
-                            text=True, encoding="utf-8", errors="replace", timeout=600)
+    result = run_cli("report", tmp_path)
     assert result.returncode == 1 and "run the evaluate workflow first" in result.stderr
     assert "Traceback" not in result.stderr
 
