@@ -100,6 +100,27 @@ def test_lesion_slice_dice_weighs_each_lesion_slice_once():
         DiceBCELoss(dice_over="volume")
 
 
+def test_batch_and_lesion_slice_dice_is_the_mean_and_still_sees_false_voxels_of_lesion_free_slices():
+    """Thin lesion missed (as above): the mean of the two terms. False voxels on a lesion-free slice of the batch:
+    the per-lesion-slice Dice does not see them, the batch Dice and so the mean do."""
+    target = torch.zeros(3, 1, 10, 10)
+    target[0] = 1.0
+    target[1, 0, 0, :2] = 1.0
+    logits = torch.full((3, 1, 10, 10), -20.0)
+    logits[0] = 20.0
+    both = DiceBCELoss(lambda_bce=0.0, dice_over="batch_and_lesion_slice")(logits, target)
+    assert float(both) == pytest.approx(((1 - 200 / 202) + 0.5) / 2, abs=1e-4)
+    logits[2] = 20.0  # the whole lesion-free slice marked
+    per_slice = DiceBCELoss(lambda_bce=0.0, dice_over="lesion_slice")(logits, target)
+    assert float(per_slice) == pytest.approx(0.5, abs=1e-4)
+    both = DiceBCELoss(lambda_bce=0.0, dice_over="batch_and_lesion_slice")(logits, target)
+    assert float(both) == pytest.approx(((1 - 200 / 302) + 0.5) / 2, abs=1e-4)
+    masked = DiceBCELoss(lambda_bce=0.0, dice_over="batch_and_lesion_slice")(logits, target, torch.ones_like(target))
+    assert float(masked) == pytest.approx(float(both), abs=1e-4)
+    empty = DiceBCELoss(dice_over="batch_and_lesion_slice")(logits, torch.zeros_like(target))
+    assert torch.allclose(empty, F.binary_cross_entropy_with_logits(logits, torch.zeros_like(target)))
+
+
 def test_lesion_slice_dice_is_zero_without_lesion():
     logits = torch.randn(2, 1, 8, 8)
     target = torch.zeros(2, 1, 8, 8)

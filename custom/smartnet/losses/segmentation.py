@@ -1,5 +1,6 @@
 """Segmentation loss of the reference: batch soft Dice + BCE, with the Dice term off for lesion-free batches; or the
-Dice averaged over the lesion slices (`dice_over="lesion_slice"`)."""
+Dice averaged over the lesion slices (`dice_over="lesion_slice"`), or the mean of the two
+(`dice_over="batch_and_lesion_slice"`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from torch import nn
 
 __all__ = ["DICE_REDUCTIONS", "DiceBCELoss", "VolumeDiceBCELoss", "lesion_slice_dice_loss"]
 
-DICE_REDUCTIONS = ("batch", "lesion_slice")
+DICE_REDUCTIONS = ("batch", "lesion_slice", "batch_and_lesion_slice")
 
 # one soft Dice per sample (stateless; built once, not at every training step)
 _PER_SAMPLE_DICE = DiceLoss(sigmoid=False, batch=False, reduction="none", smooth_nr=0.0, smooth_dr=1e-7)
@@ -40,8 +41,11 @@ class DiceBCELoss(nn.Module):
     Args:
         lambda_dice: weight of the Dice term.
         lambda_bce: weight of the BCE term.
-        dice_over: ``"batch"`` (the reference, above) or ``"lesion_slice"``: the Dice of each sample with a lesion,
-            averaged (``lesion_slice_dice_loss``); ``ValueError`` for anything else.
+        dice_over: ``"batch"`` (the reference, above); ``"lesion_slice"``: the Dice of each sample with a lesion,
+            averaged (``lesion_slice_dice_loss``), so thin blood weighs as much as a large haematoma but false
+            voxels on lesion-free slices meet the BCE only; ``"batch_and_lesion_slice"``: the mean of the two terms
+            (the batch Dice keeps penalising false voxels of every slice in a batch with a lesion); ``ValueError``
+            for anything else.
 
     ``forward(logits, target, mask=None)``: ``logits`` and ``target`` ``(B, 1, *spatial)``, target in {0, 1};
     ``mask`` optional ``(B, 1, *spatial)`` in {0, 1} (0 = padding, left out of both terms). Output: a scalar.
@@ -66,14 +70,20 @@ class DiceBCELoss(nn.Module):
             weights = mask.expand_as(logits).to(logits.dtype)
             voxels = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
             bce = (voxels * weights).sum() / weights.sum().clamp(min=1.0)
-        if self.dice_over == "lesion_slice":
+        terms = []
+        if self.dice_over in ("batch", "batch_and_lesion_slice"):
+            terms.append(self._batch_dice(logits, target, mask))
+        if self.dice_over in ("lesion_slice", "batch_and_lesion_slice"):
             prob = torch.sigmoid(logits) if mask is None else torch.sigmoid(logits) * mask
-            dice = lesion_slice_dice_loss(prob, target if mask is None else target * mask)
-        elif (target if mask is None else target * mask).sum() > 0:
-            dice = self.dice(logits, target) if mask is None else self.masked_dice(torch.sigmoid(logits), target, mask)
-        else:
-            dice = logits.sum() * 0.0
+            terms.append(lesion_slice_dice_loss(prob, target if mask is None else target * mask))
+        dice = terms[0] if len(terms) == 1 else (terms[0] + terms[1]) / 2
         return self.lambda_dice * dice + self.lambda_bce * bce
+
+    def _batch_dice(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The reference's batch soft Dice loss; 0 (with a graph) when the batch holds no lesion voxel."""
+        if (target if mask is None else target * mask).sum() > 0:
+            return self.dice(logits, target) if mask is None else self.masked_dice(torch.sigmoid(logits), target, mask)
+        return logits.sum() * 0.0
 
 
 class VolumeDiceBCELoss(DiceBCELoss):
