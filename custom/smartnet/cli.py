@@ -41,8 +41,10 @@ from .study import run_study
 __all__ = ["main", "demo", "demo_data", "datalist", "validate", "release", "report", "real_check", "operating_point"]
 
 DEFAULT_DATA_DIR = "~/smartnet_data/demo"
-# the demo's split sizes: 16 validation volumes for the operating points and the best checkpoint, 16 test volumes
-DEMO_SPLITS = {"n_train": 40, "n_valid": 16, "n_test": 16}
+# the demo's data: 16 validation volumes for the operating points and the best checkpoint, 16 test volumes; the
+# scanner's bright band along the inner table drawn (docs/training-at-small-scale.md: the models then mark less of a
+# real inner table)
+DEMO_DATA = {"n_train": 40, "n_valid": 16, "n_test": 16, "inner_table_band": True}
 DEFAULT_REAL_SOURCE = "shared/data/head_ct_ge/ge_head_ct_axial_256.nii.gz"  # beside the repository, never inside
 
 
@@ -86,7 +88,8 @@ def demo_data(
         anatomy: ``phantom`` (ellipsoid phantom, quick to learn), ``head`` (realistic head with the normal
             structures that mimic blood; see docs/training-at-small-scale.md) or ``mixed`` (both, alternating).
         inner_table_band: also draw the bright band a scanner makes along the inner table (measured on a real head
-            CT; the same volumes otherwise; an experiment, off by default: docs/training-at-small-scale.md).
+            CT; the same volumes otherwise). ``smartnet demo`` and ``studies/demo_seeds.yaml`` draw it; off here by
+            default, since at 64 px and a few epochs it is not learned (docs/training-at-small-scale.md).
 
     Returns the datalist path.
     """
@@ -186,8 +189,8 @@ def demo(
 ) -> dict:
     """The main job on built-in demo data: the whole SMART-Net chain, ending with the test metrics and output paths.
 
-    Writes 72 synthetic volumes (``DEMO_SPLITS``: 40 train / 16 valid / 16 test) unless they exist, then for each
-    stage trains with the bundle's CPU demo profile (``configs/demo.json``: ResNet-18, stride-2 stem, 128 px, a few
+    Writes 72 synthetic volumes (``DEMO_DATA``: 40 train / 16 valid / 16 test, with the inner-table band) unless
+    they exist, then for each stage trains with the bundle's CPU demo profile (``configs/demo.json``: ResNet-18, stride-2 stem, 128 px, a few
     epochs; the upstream without its reconstruction head), evaluates on the held-out test split and runs inference
     on its images: the upstream multi-task model, then the volume classifier and the volume segmenter, both starting
     from the upstream weights just trained.
@@ -221,12 +224,12 @@ def demo(
     if "upstream" not in chosen and not upstream_weights.is_file():
         _fail(f"{upstream_weights} does not exist: run the upstream stage first (--stages upstream,cls,seg)")
     data = Path(data_dir).expanduser()
-    stale = settings_differing(data, anatomy=anatomy, size=size, **DEMO_SPLITS)  # against their generator.json
+    stale = settings_differing(data, anatomy=anatomy, size=size, **DEMO_DATA)  # against their generator.json
     if stale:
         print(f"the demo data in {data} were generated with other settings (written, wanted: {stale}): writing them "
               "again")
     if _flag(regenerate, "regenerate") or stale or not (data / "datalist.json").is_file():
-        demo_data(str(data), size=size, anatomy=anatomy, **DEMO_SPLITS)
+        demo_data(str(data), size=size, anatomy=anatomy, **DEMO_DATA)
     else:
         print(f"using the demo data in {data} (pass --regenerate to write it again)")
 
