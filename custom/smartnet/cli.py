@@ -190,10 +190,10 @@ def demo(
     """The main job on built-in demo data: the whole SMART-Net chain, ending with the test metrics and output paths.
 
     Writes 72 synthetic volumes (``DEMO_DATA``: 40 train / 16 valid / 16 test, with the inner-table band) unless
-    they exist, then for each stage trains with the bundle's CPU demo profile (``configs/demo.json``: ResNet-18, stride-2 stem, 128 px, a few
-    epochs; the upstream without its reconstruction head), evaluates on the held-out test split and runs inference
-    on its images: the upstream multi-task model, then the volume classifier and the volume segmenter, both starting
-    from the upstream weights just trained.
+    they exist, then for each stage trains with the bundle's CPU demo profile (``configs/demo.json``: ResNet-18,
+    stride-2 stem, 128 px, a few epochs; the upstream without its reconstruction head), evaluates on the held-out
+    test split and runs inference on its images: the upstream multi-task model, then the volume classifier and the
+    volume segmenter, both starting from the upstream weights just trained.
 
     Args:
         data_dir: where the demo data is (generated there unless it exists already).
