@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import run_cli
+from smartnet.cli import DEFAULT_DATA_DIR, DEMO_DATA, demo
 from smartnet.data.demo import GENERATOR_VERSION
 from smartnet.schedules import WarmupLinearDecay
+from smartnet.study import load_study
 
 
 def console_script(*args: str) -> subprocess.CompletedProcess:
@@ -77,3 +81,12 @@ def test_bundles_folder_from_the_option_then_the_environment_then_the_checkout(t
     result = run_cli("demo", "--data_dir", str(tmp_path / "data"), "--stages", "upstream")
     assert result.returncode == 1 and str(tmp_path / "site" / "smartnet_upstream") in result.stderr
     assert BUNDLES_ENV in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_demo_seeds_study_trains_on_smartnet_demos_data():
+    # the README's three-seed numbers stand for `smartnet demo`: the study must write and read the demo's own data
+    study = load_study(Path(__file__).resolve().parents[1] / "studies" / "demo_seeds.yaml")
+    assert study.dataset_dir == Path(DEFAULT_DATA_DIR).expanduser()
+    assert {key: study.demo_data.get(key) for key in DEMO_DATA} == DEMO_DATA
+    assert study.demo_data["size"] == inspect.signature(demo).parameters["size"].default
+    assert DEMO_DATA["inner_table_band"] is True
