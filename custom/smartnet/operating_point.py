@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from scipy.special import log_ndtr
 
 from .checkpoints import load_checkpoint
 from .vocabulary import SUBTYPES
@@ -140,9 +140,7 @@ def _break_youden_tie(distinct_logits: np.ndarray, best: np.ndarray, logits: np.
         distinct_logits[k - 1] + (distinct_logits[k] - distinct_logits[k - 1]) * np.linspace(0.1, 0.9, 101)
         for k in gaps])
     # 1 - J = P(negative above t) + P(positive below t), in logs: far apart classes would round J to 1 everywhere
-    t = torch.as_tensor(points, dtype=torch.float64)
-    log_error = torch.logaddexp(torch.special.log_ndtr(-(t - mu_neg) / sd_neg),
-                                torch.special.log_ndtr((t - mu_pos) / sd_pos)).numpy()
+    log_error = np.logaddexp(log_ndtr(-(points - mu_neg) / sd_neg), log_ndtr((points - mu_pos) / sd_pos))
     near_best = np.flatnonzero(log_error <= log_error.min() + 1e-9)
     chosen = float(points[near_best[near_best.size // 2]])  # a flat optimum: its middle point
     return float(1.0 / (1.0 + np.exp(-chosen)))
