@@ -47,6 +47,14 @@ def test_demo_data_with_head_anatomy_and_a_bad_anatomy(tmp_path):
     assert result.returncode == 1 and "unknown anatomy" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("bleed_ml", ["3", "a,b", "5,1", "0,2"])
+def test_real_check_refuses_a_bad_volume_range_before_any_work(tmp_path, bleed_ml):
+    result = run_cli("real-check", "--source", tmp_path / "missing.nii.gz", "--output_dir", tmp_path / "out",
+                     "--bleed_ml", bleed_ml)
+    assert result.returncode == 2 and "bleed_ml" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_datalist_error_is_a_message_not_a_traceback(tmp_path):
     result = console_script("datalist", str(tmp_path / "nowhere"))
     assert result.returncode == 1

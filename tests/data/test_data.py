@@ -324,3 +324,19 @@ def test_mixed_demo_dataset_alternates_phantom_and_head_within_each_class(tmp_pa
     assert json.loads((tmp_path / "generator.json").read_text())["anatomy"] == "mixed"
     with pytest.raises(ValueError, match="anatomy"):
         write_demo_dataset(tmp_path / "bad", n_train=1, n_valid=1, n_test=1, size=32, depth=4, anatomy="skull")
+
+
+def test_shrink_bleed_keeps_the_nearest_voxels_in_one_piece():
+    """A crescent cut to a volume keeps exactly that many of its own voxels, around its middle, in one piece; a mask
+    already small enough comes back unchanged."""
+    from scipy import ndimage
+
+    from smartnet.data.real_anatomy import shrink_bleed
+
+    y, x = np.mgrid[:64, :64]
+    radius = np.hypot(y - 32, x - 32)
+    crescent = np.repeat(((radius > 24) & (radius <= 28) & (y < 32))[..., None], 5, axis=-1)
+    cut = shrink_bleed(crescent, 300, (1.0, 1.0, 4.0))
+    assert cut.sum() == 300 and not (cut & ~crescent).any()
+    assert ndimage.label(cut)[1] == 1
+    assert shrink_bleed(crescent, int(crescent.sum()), (1.0, 1.0, 4.0)) is crescent

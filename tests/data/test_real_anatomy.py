@@ -91,3 +91,28 @@ def test_intraventricular_blood_is_one_region_not_noise_speckle():
         assert blood.sum() > 200 and count >= 1, seed
         largest = np.bincount(labels.ravel())[1:].max()
         assert largest >= 0.7 * blood.sum(), (seed, count, largest / blood.sum())
+
+
+def test_small_bleeds_are_cut_to_the_volume_range(tmp_path):
+    """``bleed_ml``: every haemorrhage case holds at most the range's upper volume of blood, most of them at least
+    its lower one, and ``volumes.json`` is the mask's voxel count times the voxel volume."""
+    datalist = write_real_anatomy_set(SHARED_DATA / "ge_head_ct_axial_128.nii.gz", tmp_path, n_hemorrhage=6,
+                                      n_normal=1, seed=5, verbose=False, bleed_ml=(0.5, 4.0))
+    volumes = json.loads((tmp_path / "volumes.json").read_text())
+    for entry in json.loads(datalist.read_text())["test"]:
+        label = nib.load(tmp_path / entry["label"])
+        voxel_ml = abs(np.linalg.det(label.affine[:3, :3])) / 1000.0
+        ml = float((np.asarray(label.dataobj) > 0).sum()) * voxel_ml
+        assert volumes[entry["case_id"]] == pytest.approx(ml, abs=1e-3)
+        if entry["case_id"].endswith("hemo"):
+            assert 0 < ml <= 4.0 + voxel_ml, (entry["case_id"], ml)
+    hemo = [v for case, v in volumes.items() if case.endswith("hemo")]
+    assert sum(v >= 0.5 for v in hemo) >= 5, hemo
+
+
+def test_a_bad_volume_range_is_refused_before_any_case_is_written(tmp_path):
+    from smartnet.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="0 < low <= high"):
+        write_real_anatomy_set(SHARED_DATA / "ge_head_ct_axial_128.nii.gz", tmp_path / "out", 1, 1, bleed_ml=(5, 1))
+    assert not (tmp_path / "out").exists()

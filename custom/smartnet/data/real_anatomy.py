@@ -13,7 +13,8 @@ Bleeds follow the anatomy found in the image itself:
 * epidural (lens) and subdural (crescent) blood along the inner table, subarachnoid streaks in the outer cortex,
   intraparenchymal blobs in the brain, intraventricular blood in the dependent (posterior) part of the ventricles.
 
-Blood is 55-85 HU with smooth variation and the scan's own noise kept. Nothing derived from a real scan is ever
+Blood is 55-85 HU with smooth variation and the scan's own noise kept; a case's blood can be cut to a volume range
+(``bleed_ml``, for the small bleeds a triage model must find). Nothing derived from a real scan is ever
 written into the project: the output folder is the caller's (``~/smartnet_data/...`` by default).
 """
 
@@ -27,10 +28,11 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from ..errors import SettingsError
 from .demo import HEMORRHAGE_KINDS
 from .demo_dataset import save_nifti
 
-__all__ = ["anatomy_masks", "paint_bleed", "write_real_anatomy_set"]
+__all__ = ["anatomy_masks", "paint_bleed", "shrink_bleed", "write_real_anatomy_set"]
 
 
 def anatomy_masks(hu: np.ndarray) -> dict[str, np.ndarray]:
@@ -112,6 +114,24 @@ def paint_bleed(
     raise ValueError(f"unknown haemorrhage kind {kind!r}; choose from {HEMORRHAGE_KINDS}")
 
 
+def shrink_bleed(mask: np.ndarray, max_voxels: int, spacing: tuple[float, float, float]) -> np.ndarray:
+    """``mask`` cut to its ``max_voxels`` voxels nearest (Euclidean, mm at voxel ``spacing``) to its own voxel nearest
+    its centroid: a smaller bleed of the same kind in the same place (a crescent's patch keeps its full thickness
+    against the bone, a blob shrinks about its centre). Masks of ``max_voxels`` voxels or fewer come back as they are.
+    """
+    count = int(mask.sum())
+    if count <= max_voxels:
+        return mask
+    scale = np.asarray(spacing, dtype=np.float64)
+    idx = np.argwhere(mask)
+    centroid = idx.mean(axis=0)
+    seed = idx[np.argmin((((idx - centroid) * scale) ** 2).sum(axis=1))]
+    order = np.argsort((((idx - seed) * scale) ** 2).sum(axis=1), kind="stable")
+    kept = np.zeros_like(mask, dtype=bool)
+    kept[tuple(idx[order[: max(int(max_voxels), 1)]].T)] = True
+    return kept
+
+
 def write_real_anatomy_set(
     source: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -119,13 +139,22 @@ def write_real_anatomy_set(
     n_normal: int = 10,
     seed: int = 0,
     verbose: bool = True,
+    bleed_ml: tuple[float, float] | None = None,
 ) -> Path:
-    """Write ``<output_dir>/test/<case>_{img,mask}.nii.gz``, ``kinds.json`` and ``datalist.json`` (``test`` split)
-    from the lesion-free head CT ``source`` (NIfTI in HU); returns the datalist path.
+    """Write ``<output_dir>/test/<case>_{img,mask}.nii.gz``, ``kinds.json``, ``volumes.json`` (mL of blood per case)
+    and ``datalist.json`` (``test`` split) from the lesion-free head CT ``source`` (NIfTI in HU); returns the
+    datalist path.
 
     Each haemorrhage case has one or two bleeds of random kinds (every kind appears when ``n_hemorrhage >= 5``);
-    every case gets a random in-plane shift of up to 8 voxels and a left-right flip with probability 0.5.
+    every case gets a random in-plane shift of up to 8 voxels and a left-right flip with probability 0.5. Bleeds take
+    the size their anatomy gives them (about 3-35 mL a case) unless ``bleed_ml = (low, high)`` (mL, ``0 < low <=
+    high``): then each case draws a total volume uniformly in that range and its bleeds are cut to it
+    (``shrink_bleed``; a bleed smaller than its share stays as painted). ``SettingsError`` for a bad range.
     """
+    if bleed_ml is not None:
+        low, high = (float(v) for v in bleed_ml)
+        if not (0 < low <= high):
+            raise SettingsError(f"bleed_ml must be two volumes in mL, low,high with 0 < low <= high; got {bleed_ml!r}")
     source_image = nib.load(str(Path(source).expanduser()))
     hu = np.asarray(source_image.dataobj).astype(np.float32)
     affine = source_image.affine
@@ -134,6 +163,8 @@ def write_real_anatomy_set(
     out = Path(output_dir).expanduser()
     (out / "test").mkdir(parents=True, exist_ok=True)
     kinds_of: dict[str, list[str]] = {}
+    volumes_of: dict[str, float] = {}
+    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     for index in range(n_hemorrhage + n_normal):
         hemo = index < n_hemorrhage
         shift = rng.integers(-8, 9, 2)
@@ -146,24 +177,35 @@ def write_real_anatomy_set(
         drawn: list[str] = []
         if hemo:
             first = HEMORRHAGE_KINDS[index % len(HEMORRHAGE_KINDS)]
-            for kind in [first] + ([str(rng.choice(HEMORRHAGE_KINDS))] if rng.random() < 0.4 else []):
+            kinds = [first] + ([str(rng.choice(HEMORRHAGE_KINDS))] if rng.random() < 0.4 else [])
+            # its own stream, so that the default sizes draw exactly the bleeds they drew before the option existed
+            size_rng = np.random.default_rng([seed, index, 1])
+            share = float(size_rng.uniform(0.4, 0.7)) if len(kinds) == 2 else 1.0
+            shares = [share, 1.0 - share]
+            total_ml = float(size_rng.uniform(low, high)) if bleed_ml is not None else None
+            for kind, part in zip(kinds, shares):
                 blood = paint_bleed(rng, kind, masks, spacing)
+                if total_ml is not None:
+                    blood = shrink_bleed(blood & ~lesion, round(total_ml * part / voxel_ml), spacing)
                 if blood.sum() >= 3:
                     lesion |= blood
                     drawn.append(kind)
             if not lesion.any():
                 lesion = paint_bleed(rng, "intraparenchymal", masks, spacing)
+                if total_ml is not None:
+                    lesion = shrink_bleed(lesion, round(total_ml / voxel_ml), spacing)
                 drawn = ["intraparenchymal"]
             blood_hu = rng.uniform(55.0, 85.0) + 5.0 * _smooth(rng, hu.shape, 4)
             image = np.where(lesion, blood_hu + (image - ndimage.median_filter(image, 3)), image)
         case = f"real{index + 1:03d}_{'hemo' if hemo else 'normal'}"
         kinds_of[case] = drawn
+        volumes_of[case] = round(float(lesion.sum()) * voxel_ml, 3)
         save_nifti(np.clip(np.rint(image), -1024, 3071).astype(np.int16), affine, out / "test" / f"{case}_img.nii.gz")
         save_nifti(lesion.astype(np.uint8), affine, out / "test" / f"{case}_mask.nii.gz")
         if verbose:
-            ml = lesion.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000
-            print(f"  test/{case}: {', '.join(drawn) or 'no haemorrhage'} ({ml:.1f} mL)", flush=True)
+            print(f"  test/{case}: {', '.join(drawn) or 'no haemorrhage'} ({volumes_of[case]:.1f} mL)", flush=True)
     (out / "kinds.json").write_text(json.dumps(kinds_of, indent=4) + "\n")
+    (out / "volumes.json").write_text(json.dumps(volumes_of, indent=4) + "\n")
     entries = [{"image": f"test/{c}_img.nii.gz", "label": f"test/{c}_mask.nii.gz", "case_id": c} for c in kinds_of]
     path = out / "datalist.json"
     path.write_text(json.dumps({"test": entries}, indent=4) + "\n")
