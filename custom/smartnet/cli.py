@@ -28,7 +28,7 @@ from .bundle_run import (BUNDLE_NAMES, BUNDLES_ENV, REPO_BUNDLES, STAGE_BUNDLES,
                          bundles_dir_or_default)
 from .data.datalist import write_datalist
 from .data.demo_dataset import DATASET_ANATOMIES, settings_differing, write_demo_dataset
-from .data.real_anatomy import write_real_anatomy_set
+from .data.real_anatomy import volume_range, write_real_anatomy_set
 from .data.validation import validate_datalist
 from .errors import DatasetProblems
 from .guards import exit_with, exits_on_error
@@ -267,19 +267,13 @@ def _dice_by_kind(per_case_csv: Path, kinds_json: Path) -> dict[str, float]:
 
 
 def _volume_range(value: str | tuple | None) -> tuple[float, float] | None:
-    """``--bleed_ml`` as typed (fire gives ``0.5,10`` as a tuple, a quoted ``"0.5, 10"`` as a string) -> two floats;
-    refused (exit 2) unless it is two volumes in mL with ``0 < low <= high``."""
+    """``--bleed_ml`` as typed (fire gives ``0.5,10`` as a tuple, a quoted ``"0.5, 10"`` as a string) -> two floats,
+    checked by ``smartnet.data.real_anatomy.volume_range`` (exit 2 before any work)."""
     if value is None:
         return None
     parts = str(value).strip("()[] ").split(",") if isinstance(value, (str, int, float)) else value
-    try:
-        numbers = tuple(float(p) for p in parts)
-    except (TypeError, ValueError):
-        numbers = ()
-    if len(numbers) != 2 or not 0 < numbers[0] <= numbers[1]:
-        _fail(f"--bleed_ml takes two volumes in mL, low,high with 0 < low <= high (for example 0.5,10); got {value!r}",
-              code=2)
-    return numbers
+    with exits_on_error(code=2):
+        return volume_range(parts)
 
 
 def real_check(

@@ -32,7 +32,7 @@ from ..errors import SettingsError
 from .demo import HEMORRHAGE_KINDS
 from .demo_dataset import save_nifti
 
-__all__ = ["anatomy_masks", "paint_bleed", "shrink_bleed", "write_real_anatomy_set"]
+__all__ = ["anatomy_masks", "paint_bleed", "shrink_bleed", "volume_range", "write_real_anatomy_set"]
 
 
 def anatomy_masks(hu: np.ndarray) -> dict[str, np.ndarray]:
@@ -132,6 +132,17 @@ def shrink_bleed(mask: np.ndarray, max_voxels: int, spacing: tuple[float, float,
     return kept
 
 
+def volume_range(bleed_ml: object) -> tuple[float, float]:
+    """``bleed_ml`` as two volumes ``(low, high)`` in mL with ``0 < low <= high``; ``SettingsError`` otherwise."""
+    try:
+        low, high = (float(v) for v in bleed_ml)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        low, high = 0.0, -1.0
+    if not 0 < low <= high:
+        raise SettingsError(f"bleed_ml must be two volumes in mL, low,high with 0 < low <= high; got {bleed_ml!r}")
+    return low, high
+
+
 def write_real_anatomy_set(
     source: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -152,9 +163,7 @@ def write_real_anatomy_set(
     (``shrink_bleed``; a bleed smaller than its share stays as painted). ``SettingsError`` for a bad range.
     """
     if bleed_ml is not None:
-        low, high = (float(v) for v in bleed_ml)
-        if not (0 < low <= high):
-            raise SettingsError(f"bleed_ml must be two volumes in mL, low,high with 0 < low <= high; got {bleed_ml!r}")
+        low, high = volume_range(bleed_ml)
     source_image = nib.load(str(Path(source).expanduser()))
     hu = np.asarray(source_image.dataobj).astype(np.float32)
     affine = source_image.affine
