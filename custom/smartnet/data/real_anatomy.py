@@ -187,7 +187,7 @@ def write_real_anatomy_set(
         if hemo:
             first = HEMORRHAGE_KINDS[index % len(HEMORRHAGE_KINDS)]
             kinds = [first] + ([str(rng.choice(HEMORRHAGE_KINDS))] if rng.random() < 0.4 else [])
-            # its own stream, so that the default sizes draw exactly the bleeds they drew before the option existed
+            # the sizes draw from their own stream: with or without bleed_ml, every other draw of a case is the same
             size_rng = np.random.default_rng([seed, index, 1])
             share = float(size_rng.uniform(0.4, 0.7)) if len(kinds) == 2 else 1.0
             shares = [share, 1.0 - share]
